@@ -294,6 +294,10 @@ void
 keel_codec_socket_setup (zsock_t *sock, size_t max_size)
 {
     zsock_set_maxmsgsize (sock, max_size ? (int) max_size : -1);
+    //  Requests in flight and replies owed are bounded by the callers'
+    //  deadlines, not by ZeroMQ's default of 1000 queued messages.
+    zsock_set_sndhwm (sock, KEEL_SOCKET_HWM);
+    zsock_set_rcvhwm (sock, KEEL_SOCKET_HWM);
     //  Short linger: a reply or one-way message sent just before a close is
     //  still delivered, yet shutdown never hangs on a dead peer.
     zsock_set_linger (sock, 100);

@@ -98,8 +98,12 @@ zframe_t *keel_codec_frame (const Keel__Envelope *env,
 int keel_codec_pack (const ProtobufCMessage *msg, uint8_t **data_p,
                      size_t *size_p);
 
+//  Messages a keel socket queues per peer before refusing more.
+#define KEEL_SOCKET_HWM 100000
+
 //  Set the ZeroMQ options every keel socket that faces a peer needs:
-//  ZMQ_MAXMSGSIZE (max_size, 0 = unlimited), and linger of 0.
+//  ZMQ_MAXMSGSIZE (max_size, 0 = unlimited), high-water marks of
+//  KEEL_SOCKET_HWM, and a linger of 100 ms.
 void keel_codec_socket_setup (zsock_t *sock, size_t max_size);
 
 #ifdef __cplusplus

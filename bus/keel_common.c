@@ -6,9 +6,11 @@
 #include <time.h>
 
 //  The C enum must stay equal to the wire enum.
-_Static_assert (KEEL_ERR_BAD_REQUEST == KEEL__ERROR_CODE__BAD_REQUEST, "enum");
-_Static_assert (KEEL_ERR_TIMEOUT == KEEL__ERROR_CODE__TIMEOUT, "enum");
-_Static_assert (KEEL_ERR_INVALID_ARGUMENT == KEEL__ERROR_CODE__INVALID_ARGUMENT,
+_Static_assert ((int) KEEL_ERR_BAD_REQUEST == (int) KEEL__ERROR_CODE__BAD_REQUEST,
+                "enum");
+_Static_assert ((int) KEEL_ERR_TIMEOUT == (int) KEEL__ERROR_CODE__TIMEOUT, "enum");
+_Static_assert ((int) KEEL_ERR_INVALID_ARGUMENT
+                    == (int) KEEL__ERROR_CODE__INVALID_ARGUMENT,
                 "enum");
 
 static const char *s_messages[] = {
