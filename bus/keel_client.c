@@ -294,12 +294,7 @@ keel_client_destroy (keel_client_t **self_p)
     keel_client_t *self = *self_p;
     if (!self)
         return;
-    if (self->loop) {
-        if (self->sock)
-            zloop_reader_end (self->loop, self->sock);
-        if (self->timer_id != -1)
-            zloop_timer_end (self->loop, self->timer_id);
-    }
+    keel_client_detach (self);
     for (size_t i = 0; i < self->heap_size; i++)
         s_pending_free (&self->heap[i]);
     free (self->heap);
@@ -419,6 +414,20 @@ keel_client_attach (keel_client_t *self, zloop_t *loop)
     }
     s_arm (self);
     return 0;
+}
+
+void
+keel_client_detach (keel_client_t *self)
+{
+    if (!self->loop)
+        return;
+    if (self->sock)
+        zloop_reader_end (self->loop, self->sock);
+    if (self->timer_id != -1)
+        zloop_timer_end (self->loop, self->timer_id);
+    self->timer_id = -1;
+    self->loop = NULL;
+    zsock_destroy (&self->retired);
 }
 
 // ---------------------------------------------------------------------------
@@ -578,10 +587,10 @@ keel_client_request_bytes (keel_client_t *self, const char *type,
     return s_request (self, type, NULL, data, size, opts, fn, arg);
 }
 
-int
-keel_client_notify (keel_client_t *self, const char *type,
-                    const ProtobufCMessage *payload,
-                    const keel_call_opts_t *opts)
+static int
+s_notify (keel_client_t *self, const char *type,
+          const ProtobufCMessage *payload, const void *data, size_t size,
+          const keel_call_opts_t *opts)
 {
     if (!keel_codec_type_ok (type)) {
         errno = EINVAL;
@@ -589,11 +598,13 @@ keel_client_notify (keel_client_t *self, const char *type,
     }
     Keel__Envelope env;
     s_envelope_init (self, &env, type, opts, KEEL__KIND__ONEWAY);
+    env.payload.data = (uint8_t *) data;
+    env.payload.len = data ? size : 0;
     if (self->max_msg_size) {
-        size_t size = keel__envelope__get_packed_size (&env);
+        size_t total = keel__envelope__get_packed_size (&env);
         if (payload)
-            size += 11 + protobuf_c_message_get_packed_size (payload);
-        if (size > self->max_msg_size) {
+            total += 11 + protobuf_c_message_get_packed_size (payload);
+        if (total > self->max_msg_size) {
             errno = EMSGSIZE;
             return -1;
         }
@@ -605,6 +616,22 @@ keel_client_notify (keel_client_t *self, const char *type,
     self->stats.sent++;
     self->stats.notifies++;
     return 0;
+}
+
+int
+keel_client_notify (keel_client_t *self, const char *type,
+                    const ProtobufCMessage *payload,
+                    const keel_call_opts_t *opts)
+{
+    return s_notify (self, type, payload, NULL, 0, opts);
+}
+
+int
+keel_client_notify_bytes (keel_client_t *self, const char *type,
+                          const void *data, size_t size,
+                          const keel_call_opts_t *opts)
+{
+    return s_notify (self, type, NULL, data, size, opts);
 }
 
 int

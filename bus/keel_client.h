@@ -124,6 +124,11 @@ int keel_client_notify (keel_client_t *self, const char *type,
                         const ProtobufCMessage *payload,
                         const keel_call_opts_t *opts);
 
+//  Same with raw payload bytes (copied).
+int keel_client_notify_bytes (keel_client_t *self, const char *type,
+                              const void *data, size_t size,
+                              const keel_call_opts_t *opts);
+
 //  Forget a pending request: its callback will not be called. Returns 0, or
 //  -1 if no such request is pending.
 int keel_client_cancel (keel_client_t *self, uint64_t id);
@@ -144,8 +149,11 @@ zsock_t *keel_client_sock (keel_client_t *self);
 
 //  Let a zloop drive the client: a reader on its socket and a timer for its
 //  deadlines, both kept up to date across socket resets. Returns 0 or -1.
-//  Detach by destroying the client (before the loop).
 int keel_client_attach (keel_client_t *self, zloop_t *loop);
+
+//  Take the client off its zloop (before the loop is destroyed, if the
+//  client lives on). No-op when not attached.
+void keel_client_detach (keel_client_t *self);
 
 //  Requests waiting for an outcome.
 size_t keel_client_pending (keel_client_t *self);

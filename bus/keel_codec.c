@@ -2,6 +2,7 @@
 #include "keel_codec.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 
 // ---------------------------------------------------------------------------
@@ -26,7 +27,7 @@ s_arena_alloc (void *data, size_t size)
     if (self->fail_after > 0 && --self->fail_after == 0)
         return NULL;
     size_t rounded = (size + 15) & ~(size_t) 15;
-    if (rounded >= size && self->used + rounded <= ARENA_BLOCK) {
+    if (rounded >= size && rounded <= ARENA_BLOCK - self->used) {
         void *ptr = self->block + self->used;
         self->used += rounded;
         return ptr;
@@ -152,7 +153,12 @@ keel_codec_decode (const void *data, size_t size, size_t max_size,
         return KEEL_ERR_BAD_REQUEST;
     }
     const char *why = NULL;
-    if (env->version != KEEL_WIRE_VERSION)
+    //  protobuf-c keeps a string's bytes after an embedded NUL, which C
+    //  never sees: "a\0b" and "a\0c" would look alike. Packing again uses
+    //  strlen, so any such string (or a field sent twice) changes the size.
+    if (keel__envelope__get_packed_size (env) != size)
+        why = "non-canonical envelope (NUL in a string, or a repeated field)";
+    else if (env->version != KEEL_WIRE_VERSION)
         why = "unsupported envelope version";
     else if (env->kind < KEEL__KIND__REQUEST || env->kind > KEEL__KIND__ONEWAY)
         why = "invalid envelope kind";
@@ -228,7 +234,9 @@ s_total_size (const Keel__Envelope *env, const ProtobufCMessage *payload,
     if (payload) {
         assert (env->payload.len == 0);
         *payload_size_p = protobuf_c_message_get_packed_size (payload);
-        size += 1 + s_varint_size (*payload_size_p) + *payload_size_p;
+        //  An empty payload is omitted, as proto3 omits empty bytes.
+        if (*payload_size_p)
+            size += 1 + s_varint_size (*payload_size_p) + *payload_size_p;
     }
     return size;
 }
@@ -238,7 +246,7 @@ s_pack_into (const Keel__Envelope *env, const ProtobufCMessage *payload,
              size_t payload_size, uint8_t *out)
 {
     size_t n = keel__envelope__pack (env, out);
-    if (payload) {
+    if (payload && payload_size) {
         out[n++] = PAYLOAD_TAG;
         n += s_varint_put (out + n, payload_size);
         protobuf_c_message_pack (payload, out + n);
@@ -293,7 +301,8 @@ keel_codec_pack (const ProtobufCMessage *msg, uint8_t **data_p, size_t *size_p)
 void
 keel_codec_socket_setup (zsock_t *sock, size_t max_size)
 {
-    zsock_set_maxmsgsize (sock, max_size ? (int) max_size : -1);
+    zsock_set_maxmsgsize (sock, max_size && max_size <= INT_MAX ? (int) max_size
+                                                               : -1);
     //  Requests in flight and replies owed are bounded by the callers'
     //  deadlines, not by ZeroMQ's default of 1000 queued messages.
     zsock_set_sndhwm (sock, KEEL_SOCKET_HWM);

@@ -8,7 +8,7 @@
         +-------------------------- zmq_msg_t ---------------------------+
         | envelope fields 1..12 | tag 15 | varint len | payload message  |
         +----------------------------------------------------------------+
-    keel_codec_send_msg writes a typed payload straight into the frame, with
+    keel_codec_send writes a typed payload straight into the frame, with
     no intermediate buffer; a reader sees an ordinary Envelope.
 */
 #ifndef KEEL_CODEC_H_INCLUDED
@@ -57,7 +57,9 @@ void keel_arena_fail_after (keel_arena_t *self, int n);
 //  Decode `size` bytes into an envelope allocated from `alloc` (NULL =
 //  protobuf-c's default malloc allocator; then free the result with
 //  keel__envelope__free_unpacked). Checks meaning, not only syntax: version,
-//  kind, type and string bounds. `max_size` 0 means no limit.
+//  kind, type and string bounds, and that the frame is canonical (no NUL
+//  inside a string, no field twice). An allocation failure is reported as
+//  BAD_REQUEST too. `max_size` 0 means no limit.
 //  Returns KEEL_OK and sets *env_p, or an error (TOO_LARGE, BAD_REQUEST)
 //  with *env_p NULL and *why_p a static reason. When the frame parsed but
 //  failed the checks, *correlation_p (if not NULL) gets its correlation id

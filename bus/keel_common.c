@@ -61,7 +61,7 @@ bool
 keel_log_limited (keel_ratelimit_t *rl, int64_t now_ms, const char *format, ...)
 {
     assert (rl);
-    if (rl->last_ms != 0 && now_ms - rl->last_ms < 1000) {
+    if (rl->logged && now_ms - rl->last_ms < 1000) {
         rl->suppressed++;
         return false;
     }
@@ -75,6 +75,7 @@ keel_log_limited (keel_ratelimit_t *rl, int64_t now_ms, const char *format, ...)
                       rl->suppressed);
     else
         zsys_warning ("%s", line);
+    rl->logged = true;
     rl->last_ms = now_ms;
     rl->suppressed = 0;
     return true;

@@ -43,6 +43,8 @@ struct _keel_server_t {
     zhashx_t *handlers;          //  type -> s_handler_t
     keel_handler_fn *forward_fn; //  requests for other services
     void *forward_arg;           //  its argument
+    keel_reply_hook_fn *hook_fn; //  reply observer
+    void *hook_arg;              //  its argument
     keel_request_t current;      //  request being handled (reused)
     keel_server_stats_t stats;   //  counters
     int64_t started_ms;          //  for keel.ping uptime
@@ -222,16 +224,43 @@ s_reply (keel_server_t *self, keel_request_t *req, int code, const char *text,
     if (req->answered)
         return -1;
     req->answered = true;
-    if (req->env && req->env->kind == KEEL__KIND__ONEWAY)
+    uint8_t *packed = NULL;
+    if (self->hook_fn && req->env) {
+        if (payload && keel_codec_pack (payload, &packed, &size) == 0)
+            data = packed;
+        self->hook_fn (self, req, code, text ? text : "",
+                       (const uint8_t *) data, data ? size : 0,
+                       self->hook_arg);
+    }
+    if (req->env && req->env->kind == KEEL__KIND__ONEWAY) {
+        free (packed);
         return 0;
+    }
     Keel__Envelope env;
     s_reply_init (self, req, &env);
     env.error_code = (Keel__ErrorCode) code;
     if (text)
         env.error_text = (char *) text;
     env.payload.data = (uint8_t *) data;
-    env.payload.len = size;
-    return s_send (self, req, &env, payload);
+    env.payload.len = data ? size : 0;
+    int rc = s_send (self, req, &env, packed ? NULL : payload);
+    free (packed);
+    return rc;
+}
+
+int
+keel_server_reply_raw (keel_server_t *self, keel_request_t *request, int code,
+                       const char *text, const void *data, size_t size)
+{
+    return s_reply (self, request, code, text, NULL, data, size);
+}
+
+void
+keel_server_set_reply_hook (keel_server_t *self, keel_reply_hook_fn *fn,
+                            void *arg)
+{
+    self->hook_fn = fn;
+    self->hook_arg = arg;
 }
 
 int

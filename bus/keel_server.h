@@ -119,6 +119,23 @@ int keel_server_reply_error (keel_server_t *self, keel_request_t *request,
                              keel_err_t code, const char *format, ...)
     CHECK_PRINTF (4);
 
+//  Reply with everything spelled out: code (KEEL_OK or an error), text
+//  (NULL = none), raw payload bytes (copied). Used by forwarders that relay
+//  another server's reply. Same returns as keel_server_reply.
+int keel_server_reply_raw (keel_server_t *self, keel_request_t *request,
+                           int code, const char *text, const void *data,
+                           size_t size);
+
+//  Observe every reply this server sends (after any handler, deferred or
+//  not): the payload arrives packed. For the service SDK's dedupe. NULL
+//  removes the hook. Setting a hook costs one extra pack per reply.
+typedef void (keel_reply_hook_fn) (keel_server_t *server,
+                                   const keel_request_t *request, int code,
+                                   const char *text, const uint8_t *data,
+                                   size_t size, void *arg);
+void keel_server_set_reply_hook (keel_server_t *self, keel_reply_hook_fn *fn,
+                                 void *arg);
+
 //  Keep a request to answer later (after the handler returned). Returns an
 //  owned copy (destroy with keel_request_destroy after replying), or NULL if
 //  out of memory. The server will not answer the original itself.
