@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 int
@@ -51,4 +52,109 @@ testutil_write_temp (const char *text)
     ck_assert_int_eq ((int) write (fd, text, len), (int) len);
     close (fd);
     return path;
+}
+
+pid_t
+testutil_spawn (char *const argv[], int *out_fd)
+{
+    int fds[2];
+    ck_assert_int_eq (pipe (fds), 0);
+    pid_t pid = fork ();
+    ck_assert_int_ge (pid, 0);
+    if (pid == 0) {
+        dup2 (fds[1], STDOUT_FILENO);
+        dup2 (fds[1], STDERR_FILENO);
+        close (fds[0]);
+        close (fds[1]);
+        execv (argv[0], argv);
+        _exit (127);
+    }
+    close (fds[1]);
+    *out_fd = fds[0];
+    return pid;
+}
+
+char *
+testutil_wait_for (int fd, const char *needle, int timeout_ms)
+{
+    size_t size = 0, cap = 4096;
+    char *text = (char *) calloc (1, cap);
+    int64_t deadline = zclock_mono () + timeout_ms;
+    while (!strstr (text, needle)) {
+        int64_t left = deadline - zclock_mono ();
+        if (left <= 0) {
+            if (timeout_ms >= 1000) //  short waits are expected to miss
+                fprintf (stderr, "testutil: no '%s' in:\n%s\n", needle,
+                         text);
+            free (text);
+            return NULL;
+        }
+        zmq_pollitem_t item = {NULL, fd, ZMQ_POLLIN, 0};
+        if (zmq_poll (&item, 1, (long) left) <= 0)
+            continue;
+        if (size + 1024 >= cap) {
+            cap *= 2;
+            text = (char *) realloc (text, cap);
+        }
+        ssize_t n = read (fd, text + size, cap - size - 1);
+        if (n <= 0) {
+            fprintf (stderr, "testutil: eof before '%s' in:\n%s\n", needle,
+                     text);
+            free (text);
+            return NULL;
+        }
+        size += (size_t) n;
+        text[size] = 0;
+    }
+    return text;
+}
+
+int
+testutil_reap (pid_t pid, int timeout_ms)
+{
+    int64_t deadline = zclock_mono () + timeout_ms;
+    int status = 0;
+    while (true) {
+        pid_t rc = waitpid (pid, &status, WNOHANG);
+        if (rc == pid)
+            break;
+        if (zclock_mono () >= deadline) {
+            kill (pid, SIGKILL);
+            waitpid (pid, &status, 0);
+            return -1;
+        }
+        zclock_sleep (10); //  polling a child's exit: no fd to wait on
+    }
+    return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
+}
+
+int
+testutil_run_cmd (char *const argv[], char **output_p)
+{
+    int fd;
+    pid_t pid = testutil_spawn (argv, &fd);
+    size_t size = 0, cap = 4096;
+    char *text = (char *) calloc (1, cap);
+    int64_t deadline = zclock_mono () + 20000;
+    while (zclock_mono () < deadline) {
+        zmq_pollitem_t item = {NULL, fd, ZMQ_POLLIN, 0};
+        if (zmq_poll (&item, 1, 100) <= 0)
+            continue;
+        if (size + 1024 >= cap) {
+            cap *= 2;
+            text = (char *) realloc (text, cap);
+        }
+        ssize_t n = read (fd, text + size, cap - size - 1);
+        if (n <= 0)
+            break;
+        size += (size_t) n;
+        text[size] = 0;
+    }
+    close (fd);
+    int status = testutil_reap (pid, 1000);
+    if (output_p)
+        *output_p = text;
+    else
+        free (text);
+    return status;
 }

@@ -4,6 +4,7 @@
 
 #include <check.h>
 #include <czmq.h>
+#include <sys/types.h>
 
 //  Run a suite with Check and return the process exit code (0 = all passed).
 int testutil_run (Suite *suite);
@@ -20,3 +21,20 @@ int testutil_free_port (void);
 char *testutil_write_temp (const char *text);
 
 #endif
+
+//  Start `argv` (argv[0] a path) as a child process with stdout and stderr
+//  on a pipe; *out_fd gets the read end. Returns the pid.
+pid_t testutil_spawn (char *const argv[], int *out_fd);
+
+//  Read from `fd` until the text read contains `needle` or `timeout_ms`
+//  passes. Returns the text read so far (caller frees) or NULL on timeout.
+char *testutil_wait_for (int fd, const char *needle, int timeout_ms);
+
+//  Wait up to `timeout_ms` for a child to exit; SIGKILL it after that.
+//  Returns its exit status (0..255), or -1 if it had to be killed or died
+//  from a signal.
+int testutil_reap (pid_t pid, int timeout_ms);
+
+//  Run `argv` to completion (bounded: 20 s) and return its exit status;
+//  *output_p (if not NULL) gets stdout+stderr (caller frees).
+int testutil_run_cmd (char *const argv[], char **output_p);

@@ -1,0 +1,147 @@
+/*  cli.c - helpers shared by every `keel` verb. See cli.h. */
+#include "cli.h"
+#include "keel_json.h"
+#include "echo.pb-c.h"
+#include "echo_actor.h"
+#include "node.pb-c.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+const keel_actor_def_t cli_actors[] = {
+    {"echo", keel_echo_actor, "demo service: echo.say, echo.said events"},
+    {NULL, NULL, NULL},
+};
+
+int
+cli_common_option (cli_t *cli, int argc, char **argv, int *i)
+{
+    const char *arg = argv[*i];
+    if (streq (arg, "--json")) {
+        cli->json = true;
+        (*i)++;
+        return 1;
+    }
+    if (streq (arg, "-h") || streq (arg, "--help")) {
+        cli->help = true;
+        (*i)++;
+        return 1;
+    }
+    if (streq (arg, "--bus") || streq (arg, "--timeout")) {
+        if (*i + 1 >= argc) {
+            fprintf (stderr, "keel: %s needs a value\n", arg);
+            return -1;
+        }
+        const char *value = argv[*i + 1];
+        if (streq (arg, "--bus")) {
+            if (!keel_endpoint_valid (value)) {
+                fprintf (stderr, "keel: --bus: invalid endpoint '%s'\n",
+                         value);
+                return -1;
+            }
+            cli->bus = value;
+        }
+        else {
+            char *end = NULL;
+            long ms = strtol (value, &end, 10);
+            if (!*value || *end || ms <= 0 || ms > 3600000) {
+                fprintf (stderr,
+                         "keel: --timeout: expected milliseconds in "
+                         "1..3600000, got '%s'\n",
+                         value);
+                return -1;
+            }
+            cli->timeout_ms = (uint32_t) ms;
+        }
+        *i += 2;
+        return 1;
+    }
+    return 0;
+}
+
+int
+cli_usage_error (const char *verb, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    fprintf (stderr, "keel %s: ", verb);
+    vfprintf (stderr, format, args);
+    fprintf (stderr, "\n(see 'keel %s --help')\n", verb);
+    va_end (args);
+    return CLI_USAGE;
+}
+
+int
+cli_exit_code (int code)
+{
+    if (code == KEEL_OK)
+        return CLI_OK;
+    if (code == KEEL_ERR_TIMEOUT || code == KEEL_ERR_UNAVAILABLE)
+        return CLI_UNREACHABLE;
+    return CLI_ERROR;
+}
+
+void
+cli_print_json (const ProtobufCMessage *msg)
+{
+    char *text = keel_json_encode (msg, 0);
+    printf ("%s\n", text ? text : "{}");
+    free (text);
+}
+
+int
+cli_call (cli_t *cli, const char *service, const char *type,
+          const ProtobufCMessage *payload, bool idempotent,
+          const ProtobufCMessageDescriptor *reply_desc,
+          ProtobufCMessage **reply_p)
+{
+    keel_client_t *client = keel_client_new ("keel-cli", cli->bus, service);
+    if (!client) {
+        fprintf (stderr, "keel: cannot reach %s\n", cli->bus);
+        return CLI_UNREACHABLE;
+    }
+    keel_call_opts_t opts = {.timeout_ms = cli->timeout_ms,
+                             .attempt_timeout_ms = cli->timeout_ms / 3 + 1,
+                             .idempotent = idempotent};
+    char *error = NULL;
+    keel_err_t rc = keel_client_call (client, type, payload, &opts,
+                                      reply_desc, reply_p, &error);
+    keel_client_destroy (&client);
+    if (rc == KEEL_OK)
+        return CLI_OK;
+    if (cli->json) {
+        json_t *out = json_pack ("{s:s, s:s, s:s}", "error", keel_errname (rc),
+                                 "text", error ? error : "", "bus", cli->bus);
+        char *text = json_dumps (out, JSON_COMPACT);
+        printf ("%s\n", text ? text : "{}");
+        free (text);
+        json_decref (out);
+    }
+    else if (rc == KEEL_ERR_TIMEOUT)
+        fprintf (stderr, "keel: no answer from %s within %u ms (%s)\n",
+                 cli->bus, cli->timeout_ms, error ? error : "");
+    else
+        fprintf (stderr, "keel: %s: %s\n", keel_errname (rc),
+                 error ? error : keel_strerror (rc));
+    free (error);
+    return cli_exit_code (rc);
+}
+
+const ProtobufCMessageDescriptor *
+cli_payload_type (const char *type)
+{
+    static const struct {
+        const char *type;
+        const ProtobufCMessageDescriptor *desc;
+    } known[] = {
+        {"echo.said", &keel__echo_reply__descriptor},
+        {"echo.say", &keel__echo_reply__descriptor},
+        {"keel.ping", &keel__pong__descriptor},
+        {"keel.stats", &keel__stats__descriptor},
+        {"node.info", &keel__node_info__descriptor},
+    };
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (streq (known[i].type, type))
+            return known[i].desc;
+    return NULL;
+}
