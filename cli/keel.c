@@ -290,10 +290,13 @@ s_echo (cli_t *cli, int argc, char **argv)
     return CLI_OK;
 }
 
+//  `first`: the first event seen; a late joiner always misses earlier ones,
+//  so only later gaps are worth showing.
 static void
-s_print_event (cli_t *cli, const keel_event_t *event)
+s_print_event (cli_t *cli, const keel_event_t *event, bool first)
 {
     const Keel__Envelope *env = event->envelope;
+    bool gap = event->gap && !first;
     const ProtobufCMessageDescriptor *desc = cli_payload_type (env->type);
     ProtobufCMessage *payload =
         desc ? keel_codec_payload (env, desc, NULL) : NULL;
@@ -301,8 +304,7 @@ s_print_event (cli_t *cli, const keel_event_t *event)
     if (cli->json) {
         json_t *out = json_pack ("{s:s, s:s, s:I, s:b}", "type", env->type,
                                  "sender", env->sender, "sequence",
-                                 (json_int_t) env->sequence, "gap",
-                                 event->gap);
+                                 (json_int_t) env->sequence, "gap", gap);
         json_t *parsed = body ? json_loads (body, 0, NULL) : NULL;
         if (parsed)
             json_object_set_new (out, "payload", parsed);
@@ -316,7 +318,7 @@ s_print_event (cli_t *cli, const keel_event_t *event)
     }
     else
         printf ("%-8" PRIu64 " %-20s %-12s %s%s\n", env->sequence, env->type,
-                env->sender, body ? body : "", event->gap ? "  (gap)" : "");
+                env->sender, body ? body : "", gap ? "  (missed events)" : "");
     fflush (stdout);
     free (body);
     if (payload)
@@ -379,7 +381,7 @@ s_watch (cli_t *cli, int argc, char **argv)
     while (!zsys_interrupted && (limit == 0 || seen < limit)) {
         const keel_event_t *event = keel_subscriber_recv (sub, 200);
         if (event) {
-            s_print_event (cli, event);
+            s_print_event (cli, event, seen == 0);
             seen++;
         }
     }

@@ -7,7 +7,9 @@
 #include "echo.pb-c.h"
 #include "testutil.h"
 
+#include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 // ---------------------------------------------------------------------------
 //  Stand-in registry: reports every call on its pipe as "VERB id".
@@ -313,6 +315,53 @@ START_TEST (test_dispatch_and_dedupe)
 }
 END_TEST
 
+//  The example service, as its own process, over tcp, with the registry.
+START_TEST (test_example_process)
+{
+    char *reg_ep = zsys_sprintf ("tcp://127.0.0.1:%d", testutil_free_port ());
+    char *svc_ep = zsys_sprintf ("tcp://127.0.0.1:%d", testutil_free_port ());
+    zactor_t *registry = s_registry_start (reg_ep);
+    char *argv[] = {KEEL_BUILD_DIR "/example_greeter", svc_ep, reg_ep, NULL};
+    int out;
+    pid_t pid = testutil_spawn (argv, &out);
+    char *seen = testutil_wait_for (out, "ready", 5000);
+    ck_assert_ptr_nonnull (seen);
+    free (seen);
+    char *report = s_expect (registry, "REGISTERED greeter-1 greeter", 3000);
+    ck_assert_ptr_nonnull (report);
+    free (report);
+
+    keel_client_t *client = keel_client_new ("tester", svc_ep, "greeter");
+    Keel__EchoRequest req = KEEL__ECHO_REQUEST__INIT;
+    req.text = "keel";
+    Keel__EchoReply *reply = NULL;
+    ck_assert_int_eq (keel_client_call (client, "greeter.hello", &req.base,
+                                        NULL, &keel__echo_reply__descriptor,
+                                        (ProtobufCMessage **) &reply, NULL),
+                      KEEL_OK);
+    ck_assert_str_eq (reply->text, "hello, keel");
+    protobuf_c_message_free_unpacked (&reply->base, NULL);
+    req.text = "";
+    ck_assert_int_eq (keel_client_call (client, "greeter.hello", &req.base,
+                                        NULL, NULL, NULL, NULL),
+                      KEEL_ERR_INVALID_ARGUMENT);
+    keel_client_destroy (&client);
+
+    kill (pid, SIGTERM);
+    seen = testutil_wait_for (out, "stopped after 1 greetings", 5000);
+    ck_assert_ptr_nonnull (seen);
+    free (seen);
+    ck_assert_int_eq (testutil_reap (pid, 5000), 0);
+    close (out);
+    report = s_expect (registry, "DEREGISTERED greeter-1", 3000);
+    ck_assert_ptr_nonnull (report);
+    free (report);
+    zactor_destroy (&registry);
+    free (reg_ep);
+    free (svc_ep);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -322,6 +371,7 @@ main (void)
     tcase_add_test (tc, test_registration);
     tcase_add_test (tc, test_registry_restart);
     tcase_add_test (tc, test_dispatch_and_dedupe);
+    tcase_add_test (tc, test_example_process);
     suite_add_tcase (suite, tc);
     return testutil_run (suite);
 }
