@@ -12,8 +12,9 @@
     "...Entry" with exactly key = 1 and value = 2 (protobuf-c does not keep
     the map_entry option, so the shape is the test).
 
-    Building a message: every allocation is malloc, the default allocator's,
-    and a member is written only once it is complete, so at any failure
+    Building a message: every allocation is malloc (through s_malloc, which
+    tests can make fail), the default allocator's, and a member is written
+    only once it is complete, so at any failure
     protobuf_c_message_free_unpacked (msg, NULL) frees exactly what was built.
     Repeated arrays are allocated whole and their count grows element by
     element for the same reason.
@@ -31,6 +32,41 @@
 
 //  Largest integer magnitude a JSON number carries without loss in a double.
 #define S_SAFE_INTEGER (UINT64_C (1) << 53)
+
+// ---------------------------------------------------------------------------
+//  Allocation, with fault injection for tests
+
+static _Thread_local int s_fail_after; //  fail the Nth allocation; 0 = never
+
+void
+keel_json_fail_after (int n)
+{
+    s_fail_after = n;
+}
+
+static bool
+s_should_fail (void)
+{
+    return s_fail_after > 0 && --s_fail_after == 0;
+}
+
+static void *
+s_malloc (size_t size)
+{
+    return s_should_fail () ? NULL : malloc (size);
+}
+
+static void *
+s_calloc (size_t count, size_t size)
+{
+    return s_should_fail () ? NULL : calloc (count, size);
+}
+
+static void *
+s_realloc (void *ptr, size_t size)
+{
+    return s_should_fail () ? NULL : realloc (ptr, size);
+}
 
 // ---------------------------------------------------------------------------
 //  Small helpers shared by both directions
@@ -240,7 +276,7 @@ static char *
 s_utf8_repair (const char *text, size_t len, size_t *len_p)
 {
     const unsigned char *s = (const unsigned char *)text;
-    char *out = (char *)malloc (len * 3 + 1);
+    char *out = (char *)s_malloc (len * 3 + 1);
     if (!out)
         return NULL;
     size_t o = 0;
@@ -271,7 +307,7 @@ static char *
 s_base64_encode (const uint8_t *data, size_t size, size_t *len_p)
 {
     size_t len = (size + 2) / 3 * 4;
-    char *text = (char *)malloc (len + 1);
+    char *text = (char *)s_malloc (len + 1);
     if (!text)
         return NULL;
     char *out = text;
@@ -332,7 +368,7 @@ s_base64_decode (const char *text, size_t len, uint8_t **data_p, size_t *size_p)
     size_t size = len / 4 * 3 + (len % 4 ? len % 4 - 1 : 0);
     uint8_t *data = NULL;
     if (size > 0) {
-        data = (uint8_t *)malloc (size);
+        data = (uint8_t *)s_malloc (size);
         if (!data)
             return -2;
     }
@@ -557,7 +593,7 @@ s_repeated_to_json (const ProtobufCFieldDescriptor *field,
                     const ProtobufCMessage *msg, int flags)
 {
     size_t count = *S_CMEMBER (size_t, msg, field->quantifier_offset);
-    const char *array = *S_CMEMBER (const char *, msg, field->offset);
+    const char *array = *S_CMEMBER (char *, msg, field->offset);
     if (!array)
         count = 0;
     if (s_is_map (field))
@@ -611,16 +647,56 @@ keel_json_from_message (const ProtobufCMessage *msg, int flags)
     return s_message_to_json (msg, flags);
 }
 
+//  Growing text buffer for json_dump_callback.
+typedef struct {
+    char *data;  //  NUL-terminated text so far; malloc'd
+    size_t size; //  bytes of text
+    size_t cap;  //  bytes allocated
+    bool failed; //  an append ran out of memory
+} s_text_t;
+
+static int
+s_text_append (const char *buffer, size_t size, void *data)
+{
+    s_text_t *text = (s_text_t *)data;
+    if (text->failed)
+        return -1;
+    if (text->size + size + 1 > text->cap) {
+        size_t cap = text->cap ? text->cap : 256;
+        while (cap < text->size + size + 1)
+            cap *= 2;
+        char *grown = (char *)s_realloc (text->data, cap);
+        if (!grown) {
+            text->failed = true;
+            return -1;
+        }
+        text->data = grown;
+        text->cap = cap;
+    }
+    memcpy (text->data + text->size, buffer, size);
+    text->size += size;
+    text->data[text->size] = '\0';
+    return 0;
+}
+
 char *
 keel_json_encode (const ProtobufCMessage *msg, int flags)
 {
     json_t *json = keel_json_from_message (msg, flags);
     if (!json)
         return NULL;
+    //  Not json_dumps: jansson 2.14 ignores a failed append while writing an
+    //  object key and returns the text without it. Our own buffer tells us.
     size_t format = (flags & KEEL_JSON_PRETTY) ? JSON_INDENT (2) : JSON_COMPACT;
-    char *text = json_dumps (json, format | JSON_PRESERVE_ORDER);
+    s_text_t text = {NULL, 0, 0, false};
+    int rc = json_dump_callback (json, s_text_append, &text,
+                                 format | JSON_PRESERVE_ORDER);
     json_decref (json);
-    return text;
+    if (rc || text.failed) {
+        free (text.data);
+        return NULL;
+    }
+    return text.data;
 }
 
 // ---------------------------------------------------------------------------
@@ -689,7 +765,7 @@ s_fail (s_decoder_t *self, const char *format, ...)
     vsnprintf (reason, sizeof reason, format, args);
     va_end (args);
     size_t size = strlen (path) + strlen (reason) + 3;
-    self->error = (char *)malloc (size);
+    self->error = (char *)s_malloc (size);
     if (self->error)
         snprintf (self->error, size, "%s%s%s", path, *path ? ": " : "", reason);
     return -1;
@@ -882,7 +958,8 @@ s_enum_from_json (s_decoder_t *self, const ProtobufCFieldDescriptor *field,
     if (json_is_number (json))
         return s_integer_from_json (self, PROTOBUF_C_TYPE_ENUM, json, true,
                                     member);
-    return s_fail (self, "expected a %s name or number", desc->short_name);
+    return s_fail (self, "expected a name or number of enum %s",
+                   desc->short_name);
 }
 
 static ProtobufCMessage *
@@ -913,7 +990,7 @@ s_value_from_json (s_decoder_t *self, const ProtobufCFieldDescriptor *field,
         const char *value = json_string_value (json);
         if (memchr (value, '\0', len))
             return s_fail (self, "string contains a NUL character");
-        char *copy = (char *)malloc (len + 1);
+        char *copy = (char *)s_malloc (len + 1);
         if (!copy)
             return s_fail (self, "out of memory");
         memcpy (copy, value, len + 1);
@@ -955,7 +1032,7 @@ s_map_key_from_text (s_decoder_t *self, const ProtobufCFieldDescriptor *field,
     if (field->type == PROTOBUF_C_TYPE_STRING) {
         if (memchr (key, '\0', key_len))
             return s_fail (self, "map key contains a NUL character");
-        char *copy = (char *)malloc (key_len + 1);
+        char *copy = (char *)s_malloc (key_len + 1);
         if (!copy)
             return s_fail (self, "out of memory");
         memcpy (copy, key, key_len);
@@ -990,7 +1067,7 @@ static char *
 s_array_start (s_decoder_t *self, ProtobufCMessage *msg,
                const ProtobufCFieldDescriptor *field, size_t count)
 {
-    char *array = (char *)calloc (count, s_element_size (field->type));
+    char *array = (char *)s_calloc (count, s_element_size (field->type));
     if (!array) {
         s_fail (self, "out of memory");
         return NULL;
@@ -1025,7 +1102,7 @@ s_map_from_json (s_decoder_t *self, ProtobufCMessage *msg,
     {
         s_push (self, key, 0, true);
         ProtobufCMessage *entry =
-            (ProtobufCMessage *)malloc (entry_desc->sizeof_message);
+            (ProtobufCMessage *)s_malloc (entry_desc->sizeof_message);
         if (!entry) {
             s_fail (self, "out of memory");
             s_pop (self);
@@ -1125,7 +1202,7 @@ s_message_from_json (s_decoder_t *self, const ProtobufCMessageDescriptor *desc,
         s_fail (self, "messages nested deeper than %d", KEEL_JSON_MAX_DEPTH);
         return NULL;
     }
-    ProtobufCMessage *msg = (ProtobufCMessage *)malloc (desc->sizeof_message);
+    ProtobufCMessage *msg = (ProtobufCMessage *)s_malloc (desc->sizeof_message);
     if (!msg) {
         s_fail (self, "out of memory");
         return NULL;
@@ -1175,7 +1252,7 @@ keel_json_to_message (const ProtobufCMessageDescriptor *desc, json_t *json,
     assert (desc);
     if (error_p)
         *error_p = NULL;
-    s_decoder_t *self = (s_decoder_t *)calloc (1, sizeof (s_decoder_t));
+    s_decoder_t *self = (s_decoder_t *)s_calloc (1, sizeof (s_decoder_t));
     if (!self)
         return NULL;
     ProtobufCMessage *msg = s_message_from_json (self, desc, json);
@@ -1198,14 +1275,14 @@ s_error (char **error_p, const char *format, ...)
 {
     if (!error_p)
         return;
-    s_decoder_t self = {.steps = 0, .error = NULL};
     char text[300];
     va_list args;
     va_start (args, format);
     vsnprintf (text, sizeof text, format, args);
     va_end (args);
-    s_fail (&self, "%s", text);
-    *error_p = self.error;
+    *error_p = (char *)s_malloc (strlen (text) + 1);
+    if (*error_p)
+        strcpy (*error_p, text);
 }
 
 ProtobufCMessage *

@@ -79,6 +79,11 @@ ProtobufCMessage *keel_json_to_message (const ProtobufCMessageDescriptor *desc,
 ProtobufCMessage *keel_json_decode (const ProtobufCMessageDescriptor *desc,
                                     const char *text, char **error_p);
 
+//  Make the Nth allocation keel_json makes from now on in this thread fail
+//  (1 = the next one); 0 disables. For tests of allocation failure; fail
+//  jansson's own allocations with json_set_alloc_funcs.
+void keel_json_fail_after (int n);
+
 #ifdef __cplusplus
 }
 #endif

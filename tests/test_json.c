@@ -106,10 +106,10 @@ static const ProtobufCMessageDescriptor s_flags_entry_descriptor;
 static void
 s_every_init (ProtobufCMessage *msg)
 {
-    s_every_t *every = (s_every_t *) msg;
+    s_every_t *every = (s_every_t *)msg;
     memset (every, 0, sizeof *every);
     every->base.descriptor = &s_every_descriptor;
-    every->s = (char *) protobuf_c_empty_string;
+    every->s = (char *)protobuf_c_empty_string;
     every->opt_s = s_opt_s_default;
 }
 
@@ -128,18 +128,10 @@ s_flags_entry_init (ProtobufCMessage *msg)
 }
 
 #define S_FIELD(s, name, id, label, type, quantifier, desc, deflt, flags)      \
-    {#name,                                                                    \
-     id,                                                                       \
-     PROTOBUF_C_LABEL_##label,                                                 \
-     PROTOBUF_C_TYPE_##type,                                                   \
-     quantifier,                                                               \
-     offsetof (s, name),                                                       \
-     desc,                                                                     \
-     deflt,                                                                    \
-     flags,                                                                    \
-     0,                                                                        \
-     NULL,                                                                     \
-     NULL}
+    {                                                                          \
+#name, id, PROTOBUF_C_LABEL_##label, PROTOBUF_C_TYPE_##type,           \
+            quantifier, offsetof(s, name), desc, deflt, flags, 0, NULL, NULL   \
+    }
 #define S_PLAIN(name, id, type)                                                \
     S_FIELD (s_every_t, name, id, NONE, type, 0, NULL, NULL, 0)
 #define S_REPEATED(name, id, type, desc)                                       \
@@ -203,8 +195,7 @@ static const ProtobufCFieldDescriptor s_flags_entry_fields[] = {
 //  Field indices sorted by name; filled by s_every_setup.
 static unsigned s_every_by_name[S_EVERY_FIELDS];
 static const unsigned s_entry_by_name[] = {0, 1}; //  "key" < "value"
-static const ProtobufCIntRange s_every_ranges[] = {{1, 0},
-                                                   {0, S_EVERY_FIELDS}};
+static const ProtobufCIntRange s_every_ranges[] = {{1, 0}, {0, S_EVERY_FIELDS}};
 static const ProtobufCIntRange s_entry_ranges[] = {{1, 0}, {0, 2}};
 
 static const ProtobufCMessageDescriptor s_every_descriptor = {
@@ -261,8 +252,8 @@ static const ProtobufCMessageDescriptor s_flags_entry_descriptor = {
 static int
 s_compare_names (const void *a, const void *b)
 {
-    return strcmp (s_every_fields[*(const unsigned *) a].name,
-                   s_every_fields[*(const unsigned *) b].name);
+    return strcmp (s_every_fields[*(const unsigned *)a].name,
+                   s_every_fields[*(const unsigned *)b].name);
 }
 
 static void
@@ -270,8 +261,7 @@ s_every_setup (void)
 {
     for (unsigned i = 0; i < S_EVERY_FIELDS; i++)
         s_every_by_name[i] = i;
-    qsort (s_every_by_name, S_EVERY_FIELDS, sizeof (unsigned),
-           s_compare_names);
+    qsort (s_every_by_name, S_EVERY_FIELDS, sizeof (unsigned), s_compare_names);
 }
 
 // ---------------------------------------------------------------------------
@@ -284,8 +274,8 @@ s_assert_same_wire (const ProtobufCMessage *want, const ProtobufCMessage *got)
     size_t want_size = protobuf_c_message_get_packed_size (want);
     size_t got_size = protobuf_c_message_get_packed_size (got);
     ck_assert_uint_eq (got_size, want_size);
-    uint8_t *want_data = (uint8_t *) malloc (want_size + 1);
-    uint8_t *got_data = (uint8_t *) malloc (got_size + 1);
+    uint8_t *want_data = (uint8_t *)malloc (want_size + 1);
+    uint8_t *got_data = (uint8_t *)malloc (got_size + 1);
     ck_assert_ptr_nonnull (want_data);
     ck_assert_ptr_nonnull (got_data);
     protobuf_c_message_pack (want, want_data);
@@ -339,8 +329,8 @@ s_assert_error (const ProtobufCMessageDescriptor *desc, const char *text,
 //  Assert that decoding `text` as `desc` fails with an error that starts
 //  with `prefix`.
 static void
-s_assert_error_prefix (const ProtobufCMessageDescriptor *desc,
-                       const char *text, const char *prefix)
+s_assert_error_prefix (const ProtobufCMessageDescriptor *desc, const char *text,
+                       const char *prefix)
 {
     char *error = NULL;
     ck_assert_ptr_null (keel_json_decode (desc, text, &error));
@@ -372,17 +362,17 @@ s_full_envelope (Keel__Envelope *env)
     keel__envelope__init (env);
     env->version = 1;
     env->kind = KEEL__KIND__REQUEST;
-    env->type = (char *) "echo.say";
+    env->type = (char *)"echo.say";
     env->correlation_id = BIG_CORRELATION;
-    env->sender = (char *) "client-7";
-    env->service = (char *) "echo";
+    env->sender = (char *)"client-7";
+    env->service = (char *)"echo";
     env->timeout_ms = 2500;
-    env->trace_id = (char *) "trace-1";
-    env->idempotency_key = (char *) "order-42:charge";
+    env->trace_id = (char *)"trace-1";
+    env->idempotency_key = (char *)"order-42:charge";
     env->sequence = 9;
     env->error_code = KEEL__ERROR_CODE__TIMEOUT;
-    env->error_text = (char *) "no \"answer\"\n";
-    env->payload.data = (uint8_t *) s_payload;
+    env->error_text = (char *)"no \"answer\"\n";
+    env->payload.data = (uint8_t *)s_payload;
     env->payload.len = sizeof s_payload;
 }
 
@@ -437,9 +427,8 @@ START_TEST (test_envelope_correlation_id)
     };
     const uint64_t values[] = {42, 42, 42, SAFE_INTEGER + 1, UINT64_MAX};
     for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++) {
-        Keel__Envelope *got =
-            (Keel__Envelope *) s_decode_ok (&keel__envelope__descriptor,
-                                            inputs[i]);
+        Keel__Envelope *got = (Keel__Envelope *)s_decode_ok (
+            &keel__envelope__descriptor, inputs[i]);
         ck_assert_uint_eq (got->correlation_id, values[i]);
         keel__envelope__free_unpacked (got, NULL);
     }
@@ -448,20 +437,20 @@ END_TEST
 
 START_TEST (test_instance_tags_meta_check)
 {
-    char *tags[] = {(char *) "blue", (char *) "v2"};
+    char *tags[] = {(char *)"blue", (char *)"v2"};
     Keel__Instance__MetaEntry zone = KEEL__INSTANCE__META_ENTRY__INIT;
-    zone.key = (char *) "zone";
-    zone.value = (char *) "eu-1";
+    zone.key = (char *)"zone";
+    zone.value = (char *)"eu-1";
     Keel__Instance__MetaEntry owner = KEEL__INSTANCE__META_ENTRY__INIT;
-    owner.key = (char *) "owner";
-    owner.value = (char *) "ops";
+    owner.key = (char *)"owner";
+    owner.value = (char *)"ops";
     Keel__Instance__MetaEntry *meta[] = {&zone, &owner};
     Keel__HealthCheck check = KEEL__HEALTH_CHECK__INIT;
     check.ttl_ms = 5000;
     Keel__Instance instance = KEEL__INSTANCE__INIT;
-    instance.id = (char *) "i-1";
-    instance.service = (char *) "echo";
-    instance.endpoint = (char *) "tcp://127.0.0.1:5555";
+    instance.id = (char *)"i-1";
+    instance.service = (char *)"echo";
+    instance.endpoint = (char *)"tcp://127.0.0.1:5555";
     instance.n_tags = 2;
     instance.tags = tags;
     instance.n_meta = 2;
@@ -492,7 +481,7 @@ START_TEST (test_instance_tags_meta_check)
                    "\"check\":{}}");
 
     //  Decoded fields hold what the JSON said.
-    Keel__Instance *got = (Keel__Instance *) s_decode_ok (
+    Keel__Instance *got = (Keel__Instance *)s_decode_ok (
         &keel__instance__descriptor,
         "{\"tags\":[\"a\",\"\"],\"meta\":{\"k\":\"v\",\"\":\"empty\"},"
         "\"check\":{}}");
@@ -510,15 +499,15 @@ END_TEST
 START_TEST (test_stats_and_node_info)
 {
     Keel__Counter requests = KEEL__COUNTER__INIT;
-    requests.name = (char *) "requests";
+    requests.name = (char *)"requests";
     requests.value = 12;
     Keel__Counter empty = KEEL__COUNTER__INIT;
     Keel__Counter errors = KEEL__COUNTER__INIT;
-    errors.name = (char *) "errors";
+    errors.name = (char *)"errors";
     errors.value = UINT64_MAX - 1;
     Keel__Counter *counters[] = {&requests, &empty, &errors};
     Keel__Stats stats = KEEL__STATS__INIT;
-    stats.name = (char *) "echo";
+    stats.name = (char *)"echo";
     stats.n_counters = 3;
     stats.counters = counters;
     s_assert_json (&stats.base, 0,
@@ -528,16 +517,16 @@ START_TEST (test_stats_and_node_info)
                    "]}");
 
     Keel__ActorInfo echo = KEEL__ACTOR_INFO__INIT;
-    echo.name = (char *) "echo";
-    echo.endpoint = (char *) "inproc://echo";
+    echo.name = (char *)"echo";
+    echo.endpoint = (char *)"inproc://echo";
     Keel__ActorInfo registry = KEEL__ACTOR_INFO__INIT;
-    registry.name = (char *) "registry";
-    registry.endpoint = (char *) "inproc://registry";
-    registry.events = (char *) "inproc://registry-events";
+    registry.name = (char *)"registry";
+    registry.endpoint = (char *)"inproc://registry";
+    registry.events = (char *)"inproc://registry-events";
     Keel__ActorInfo *actors[] = {&echo, &registry};
     Keel__NodeInfo info = KEEL__NODE_INFO__INIT;
-    info.name = (char *) "node-1";
-    info.bus = (char *) "tcp://*:7000";
+    info.name = (char *)"node-1";
+    info.bus = (char *)"tcp://*:7000";
     info.n_actors = 2;
     info.actors = actors;
     info.uptime_ms = 61000;
@@ -556,12 +545,13 @@ START_TEST (test_empty_and_defaults)
     keel__envelope__init (&env);
     s_assert_json (&env.base, 0, "{}");
     s_assert_json (&env.base, KEEL_JSON_PRETTY, "{}");
-    s_assert_json (&env.base, KEEL_JSON_DEFAULTS,
-                   "{\"version\":0,\"kind\":\"KIND_UNSPECIFIED\",\"type\":\"\","
-                   "\"correlation_id\":0,\"sender\":\"\",\"service\":\"\","
-                   "\"timeout_ms\":0,\"trace_id\":\"\",\"idempotency_key\":\"\","
-                   "\"sequence\":0,\"error_code\":\"OK\",\"error_text\":\"\","
-                   "\"payload\":\"\"}");
+    s_assert_json (
+        &env.base, KEEL_JSON_DEFAULTS,
+        "{\"version\":0,\"kind\":\"KIND_UNSPECIFIED\",\"type\":\"\","
+        "\"correlation_id\":0,\"sender\":\"\",\"service\":\"\","
+        "\"timeout_ms\":0,\"trace_id\":\"\",\"idempotency_key\":\"\","
+        "\"sequence\":0,\"error_code\":\"OK\",\"error_text\":\"\","
+        "\"payload\":\"\"}");
 
     //  Sub-messages have presence: an unset one stays out even with
     //  KEEL_JSON_DEFAULTS; repeated and map fields show as [] and {}.
@@ -576,7 +566,7 @@ START_TEST (test_empty_and_defaults)
     s_assert_json (&request.base, 0, "{\"instance\":{}}");
 
     //  Defaults given explicitly decode to the empty message.
-    Keel__Envelope *got = (Keel__Envelope *) s_decode_ok (
+    Keel__Envelope *got = (Keel__Envelope *)s_decode_ok (
         &keel__envelope__descriptor,
         "{\"version\":0,\"kind\":\"KIND_UNSPECIFIED\",\"type\":\"\","
         "\"payload\":\"\",\"sequence\":\"0\",\"error_code\":0}");
@@ -584,12 +574,12 @@ START_TEST (test_empty_and_defaults)
     keel__envelope__free_unpacked (got, NULL);
 
     //  null stands for the default.
-    got = (Keel__Envelope *) s_decode_ok (
+    got = (Keel__Envelope *)s_decode_ok (
         &keel__envelope__descriptor,
         "{\"version\":null,\"type\":null,\"payload\":null,\"kind\":null}");
     ck_assert_uint_eq (protobuf_c_message_get_packed_size (&got->base), 0);
     keel__envelope__free_unpacked (got, NULL);
-    Keel__Instance *inst = (Keel__Instance *) s_decode_ok (
+    Keel__Instance *inst = (Keel__Instance *)s_decode_ok (
         &keel__instance__descriptor,
         "{\"tags\":null,\"meta\":null,\"check\":null}");
     ck_assert_uint_eq (inst->n_tags, 0);
@@ -601,11 +591,11 @@ END_TEST
 START_TEST (test_pretty)
 {
     Keel__Counter counter = KEEL__COUNTER__INIT;
-    counter.name = (char *) "a";
+    counter.name = (char *)"a";
     counter.value = 1;
     Keel__Counter *counters[] = {&counter};
     Keel__Stats stats = KEEL__STATS__INIT;
-    stats.name = (char *) "s";
+    stats.name = (char *)"s";
     stats.n_counters = 1;
     stats.counters = counters;
     s_assert_json (&stats.base, KEEL_JSON_PRETTY,
@@ -627,13 +617,13 @@ START_TEST (test_invalid_utf8_output)
     keel__envelope__init (&env);
     //  A bad byte, a truncated pair, a truncated triple, an overlong '/', a
     //  surrogate, a value over U+10FFFF; then good 2-, 3- and 4-byte forms.
-    env.type = (char *) "ok\xFF"
-                        "\xC3("
-                        "\xE2\x82"
-                        "\xC0\xAF"
-                        "\xED\xA0\x80"
-                        "\xF4\x90\x80\x80"
-                        "end \xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80";
+    env.type = (char *)"ok\xFF"
+                       "\xC3("
+                       "\xE2\x82"
+                       "\xC0\xAF"
+                       "\xED\xA0\x80"
+                       "\xF4\x90\x80\x80"
+                       "end \xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80";
     char *text = keel_json_encode (&env.base, 0);
     ck_assert_ptr_nonnull (text);
     ck_assert_str_eq (text, "{\"type\":\"ok" REPLACEMENT REPLACEMENT
@@ -647,21 +637,21 @@ START_TEST (test_invalid_utf8_output)
     ck_assert_ptr_nonnull (json);
     json_decref (json);
     Keel__Envelope *got =
-        (Keel__Envelope *) s_decode_ok (&keel__envelope__descriptor, text);
-    ck_assert_str_eq (got->type, "ok" REPLACEMENT REPLACEMENT
-                                 "(" REPLACEMENT REPLACEMENT REPLACEMENT
-                                     REPLACEMENT REPLACEMENT REPLACEMENT
-                                         REPLACEMENT REPLACEMENT REPLACEMENT
-                                             REPLACEMENT REPLACEMENT
-                                 "end \xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80");
+        (Keel__Envelope *)s_decode_ok (&keel__envelope__descriptor, text);
+    ck_assert_str_eq (got->type,
+                      "ok" REPLACEMENT REPLACEMENT
+                      "(" REPLACEMENT REPLACEMENT REPLACEMENT REPLACEMENT
+                          REPLACEMENT REPLACEMENT REPLACEMENT REPLACEMENT
+                              REPLACEMENT REPLACEMENT REPLACEMENT
+                      "end \xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80");
     keel__envelope__free_unpacked (got, NULL);
     free (text);
 
     //  Map keys and repeated strings are repaired too.
-    char *tags[] = {(char *) "\x80"};
+    char *tags[] = {(char *)"\x80"};
     Keel__Instance__MetaEntry entry = KEEL__INSTANCE__META_ENTRY__INIT;
-    entry.key = (char *) "k\xFF";
-    entry.value = (char *) "\xFEv";
+    entry.key = (char *)"k\xFF";
+    entry.value = (char *)"\xFEv";
     Keel__Instance__MetaEntry *meta[] = {&entry};
     Keel__Instance instance = KEEL__INSTANCE__INIT;
     instance.n_tags = 1;
@@ -670,8 +660,9 @@ START_TEST (test_invalid_utf8_output)
     instance.meta = meta;
     text = keel_json_encode (&instance.base, 0);
     ck_assert_ptr_nonnull (text);
-    ck_assert_str_eq (text, "{\"tags\":[\"" REPLACEMENT "\"],\"meta\":{\"k" REPLACEMENT
-                            "\":\"" REPLACEMENT "v\"}}");
+    ck_assert_str_eq (text, "{\"tags\":[\"" REPLACEMENT
+                            "\"],\"meta\":{\"k" REPLACEMENT "\":\"" REPLACEMENT
+                            "v\"}}");
     free (text);
 }
 END_TEST
@@ -685,20 +676,20 @@ START_TEST (test_base64_vectors)
     const char *plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
     const char *coded[] = {"",         "Zg==",     "Zm8=",    "Zm9v",
                            "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
-    for (size_t i = 0; i < 7; i++) {
+    for (size_t i = 1; i < 7; i++) {
         Keel__Envelope env;
         keel__envelope__init (&env);
-        env.payload.data = (uint8_t *) plain[i];
+        env.payload.data = (uint8_t *)plain[i];
         env.payload.len = strlen (plain[i]);
         char *want = zsys_sprintf ("{\"payload\":\"%s\"}", coded[i]);
-        s_assert_json (&env.base, i ? 0 : KEEL_JSON_DEFAULTS, want);
+        s_assert_json (&env.base, 0, want);
         zstr_free (&want);
     }
 
     //  Every byte value, at every length mod 3.
     uint8_t all[256];
     for (int i = 0; i < 256; i++)
-        all[i] = (uint8_t) (255 - i);
+        all[i] = (uint8_t)(255 - i);
     for (size_t len = 250; len <= 256; len++) {
         Keel__Envelope env;
         keel__envelope__init (&env);
@@ -707,7 +698,7 @@ START_TEST (test_base64_vectors)
         char *text = keel_json_encode (&env.base, 0);
         ck_assert_ptr_nonnull (text);
         Keel__Envelope *got =
-            (Keel__Envelope *) s_decode_ok (&keel__envelope__descriptor, text);
+            (Keel__Envelope *)s_decode_ok (&keel__envelope__descriptor, text);
         ck_assert_uint_eq (got->payload.len, len);
         ck_assert_mem_eq (got->payload.data, all, len);
         keel__envelope__free_unpacked (got, NULL);
@@ -721,7 +712,7 @@ START_TEST (test_base64_vectors)
     for (size_t i = 0; i < 6; i++) {
         char *text = zsys_sprintf ("{\"payload\":\"%s\"}", inputs[i]);
         Keel__Envelope *got =
-            (Keel__Envelope *) s_decode_ok (&keel__envelope__descriptor, text);
+            (Keel__Envelope *)s_decode_ok (&keel__envelope__descriptor, text);
         ck_assert_uint_eq (got->payload.len, sizes[i]);
         ck_assert_mem_eq (got->payload.data, outputs[i], sizes[i]);
         keel__envelope__free_unpacked (got, NULL);
@@ -759,7 +750,7 @@ END_TEST
 
 START_TEST (test_decode_accepts)
 {
-    Keel__Envelope *env = (Keel__Envelope *) s_decode_ok (
+    Keel__Envelope *env = (Keel__Envelope *)s_decode_ok (
         &keel__envelope__descriptor,
         "{\"kind\":3,\"error_code\":\"UNKNOWN_SERVICE\",\"version\":\"7\","
         "\"timeout_ms\":4294967295,\"sequence\":1e3,\"type\":\"a\\u00e9\\n\"}");
@@ -773,8 +764,8 @@ START_TEST (test_decode_accepts)
 
     //  An enum number without a name (a newer peer's) is kept and printed
     //  back as a number.
-    env = (Keel__Envelope *) s_decode_ok (&keel__envelope__descriptor,
-                                          "{\"kind\":42,\"error_code\":-3}");
+    env = (Keel__Envelope *)s_decode_ok (&keel__envelope__descriptor,
+                                         "{\"kind\":42,\"error_code\":-3}");
     ck_assert_int_eq (env->kind, 42);
     char *text = keel_json_encode (&env->base, 0);
     ck_assert_str_eq (text, "{\"kind\":42,\"error_code\":-3}");
@@ -782,7 +773,7 @@ START_TEST (test_decode_accepts)
     keel__envelope__free_unpacked (env, NULL);
 
     //  Whitespace and key order do not matter.
-    Keel__Stats *stats = (Keel__Stats *) s_decode_ok (
+    Keel__Stats *stats = (Keel__Stats *)s_decode_ok (
         &keel__stats__descriptor,
         " {\n \"counters\" : [ { \"value\" : 2 , \"name\" : \"b\" } ] ,"
         " \"name\" : \"x\" }\n");
@@ -808,8 +799,7 @@ START_TEST (test_decode_errors)
         {env, "{\"bogus\":1}", "bogus: unknown field"},
         {env, "{\"Version\":1}", "Version: unknown field"},
         {env, "{\"timeoutMs\":1}", "timeoutMs: unknown field"},
-        {env, "{\"version\":\"x\"}",
-         "version: expected an integer, got \"x\""},
+        {env, "{\"version\":\"x\"}", "version: expected an integer, got \"x\""},
         {env, "{\"version\":\"\"}", "version: expected an integer, got \"\""},
         {env, "{\"version\":\" 1\"}",
          "version: expected an integer, got \" 1\""},
@@ -822,12 +812,14 @@ START_TEST (test_decode_errors)
         {env, "{\"kind\":\"NOPE\"}", "kind: unknown Kind value \"NOPE\""},
         {env, "{\"kind\":\"request\"}", "kind: unknown Kind value \"request\""},
         {env, "{\"kind\":2147483648}", "kind: 2147483648 is out of range"},
-        {env, "{\"kind\":true}", "kind: expected a Kind name or number"},
+        {env, "{\"kind\":true}",
+         "kind: expected a name or number of enum Kind"},
         {env, "{\"error_code\":{}}",
-         "error_code: expected a ErrorCode name or number"},
+         "error_code: expected a name or number of enum ErrorCode"},
         {env, "{\"type\":5}", "type: expected a string"},
         {env, "{\"payload\":5}", "payload: expected a base64 string"},
-        {env, "{\"correlation_id\":\"-1\"}", "correlation_id: -1 is out of range"},
+        {env, "{\"correlation_id\":\"-1\"}",
+         "correlation_id: -1 is out of range"},
         {env, "{\"correlation_id\":-1}", "correlation_id: -1 is out of range"},
         {env, "{\"correlation_id\":\"18446744073709551616\"}",
          "correlation_id: 18446744073709551616 is out of range"},
@@ -894,12 +886,12 @@ START_TEST (test_decode_syntax_and_limits)
 
     //  Exactly the limit is fine; one byte more is refused unparsed.
     size_t limit = KEEL_JSON_MAX_TEXT;
-    char *big = (char *) malloc (limit + 2);
+    char *big = (char *)malloc (limit + 2);
     ck_assert_ptr_nonnull (big);
     memset (big, 'a', limit + 1);
     memcpy (big, "{\"error_text\":\"", 15);
     memcpy (big + limit - 2, "\"}", 3);
-    Keel__Envelope *got = (Keel__Envelope *) s_decode_ok (env, big);
+    Keel__Envelope *got = (Keel__Envelope *)s_decode_ok (env, big);
     ck_assert_uint_eq (strlen (got->error_text), limit - 17);
     keel__envelope__free_unpacked (got, NULL);
     memset (big + limit - 2, 'a', 3);
@@ -918,7 +910,7 @@ START_TEST (test_to_message_from_tree)
     free (error);
 
     //  Strings built in code may hold NUL, which a C string cannot.
-    json_t *json = json_pack ("{s:s%}", "type", "a\0b", (size_t) 3);
+    json_t *json = json_pack ("{s:s%}", "type", "a\0b", (size_t)3);
     ck_assert_ptr_nonnull (json);
     ck_assert_ptr_null (
         keel_json_to_message (&keel__envelope__descriptor, json, &error));
@@ -960,6 +952,21 @@ END_TEST
 // ---------------------------------------------------------------------------
 //  Every field type, through the hand-declared message
 
+//  keel.test.Every with every field set, as test_every_type builds it.
+static const char s_every_json[] =
+    "{\"i32\":-5,\"i64\":\"-9007199254740993\",\"u32\":4294967295,"
+    "\"u64\":\"18446744073709551615\",\"s32\":-2147483648,"
+    "\"s64\":\"-9223372036854775808\",\"f32\":7,"
+    "\"f64\":9007199254740992,\"sf32\":-1,\"sf64\":-9007199254740992,"
+    "\"fl\":0.5,\"db\":\"-Infinity\",\"b\":true,\"code\":\"TIMEOUT\","
+    "\"s\":\"h\xC3\xA9llo\",\"by\":\"AP8=\","
+    "\"r_i64\":[1,-1,\"9223372036854775807\"],"
+    "\"r_kind\":[\"REQUEST\",99],\"r_by\":[\"\",\"YQ==\"],"
+    "\"r_db\":[1.5,\"NaN\",\"Infinity\",-0.0],\"r_b\":[true,false],"
+    "\"checks\":{\"-3\":{\"ttl_ms\":10},\"1152921504606846976\":{}},"
+    "\"flags\":{\"true\":\"EVENT\",\"false\":\"KIND_UNSPECIFIED\"},"
+    "\"c_num\":0,\"opt\":0,\"child\":{\"i32\":1}}";
+
 START_TEST (test_every_type)
 {
     s_every_t child;
@@ -983,8 +990,8 @@ START_TEST (test_every_type)
     flag_a.value = KEEL__KIND__EVENT;
     s_flags_entry_t *flags[] = {&flag_a, &flag_b};
     int64_t r_i64[] = {1, -1, INT64_MAX};
-    Keel__Kind r_kind[] = {KEEL__KIND__REQUEST, (Keel__Kind) 99};
-    ProtobufCBinaryData r_by[] = {{0, NULL}, {1, (uint8_t *) "a"}};
+    Keel__Kind r_kind[] = {KEEL__KIND__REQUEST, (Keel__Kind)99};
+    ProtobufCBinaryData r_by[] = {{0, NULL}, {1, (uint8_t *)"a"}};
     double r_db[] = {1.5, NAN, INFINITY, -0.0};
     protobuf_c_boolean r_b[] = {1, 0};
     uint8_t by[] = {0x00, 0xFF};
@@ -992,7 +999,7 @@ START_TEST (test_every_type)
     s_every_t every;
     s_every_init (&every.base);
     every.i32 = -5;
-    every.i64 = -(int64_t) SAFE_INTEGER - 1;
+    every.i64 = -(int64_t)SAFE_INTEGER - 1;
     every.u32 = UINT32_MAX;
     every.u64 = UINT64_MAX;
     every.s32 = INT32_MIN;
@@ -1000,12 +1007,12 @@ START_TEST (test_every_type)
     every.f32 = 7;
     every.f64 = SAFE_INTEGER;
     every.sf32 = -1;
-    every.sf64 = -(int64_t) SAFE_INTEGER;
+    every.sf64 = -(int64_t)SAFE_INTEGER;
     every.fl = 0.5f;
     every.db = -INFINITY;
     every.b = 1;
     every.code = KEEL__ERROR_CODE__TIMEOUT;
-    every.s = (char *) "h\xC3\xA9llo";
+    every.s = (char *)"h\xC3\xA9llo";
     every.by.data = by;
     every.by.len = sizeof by;
     every.n_r_i64 = 3;
@@ -1027,33 +1034,20 @@ START_TEST (test_every_type)
     every.has_opt = 1;
     every.opt = 0;
     every.child = &child;
-    s_assert_json (
-        &every.base, 0,
-        "{\"i32\":-5,\"i64\":\"-9007199254740993\",\"u32\":4294967295,"
-        "\"u64\":\"18446744073709551615\",\"s32\":-2147483648,"
-        "\"s64\":\"-9223372036854775808\",\"f32\":7,"
-        "\"f64\":9007199254740992,\"sf32\":-1,\"sf64\":-9007199254740992,"
-        "\"fl\":0.5,\"db\":\"-Infinity\",\"b\":true,\"code\":\"TIMEOUT\","
-        "\"s\":\"h\xC3\xA9llo\",\"by\":\"AP8=\","
-        "\"r_i64\":[1,-1,\"9223372036854775807\"],"
-        "\"r_kind\":[\"REQUEST\",99],\"r_by\":[\"\",\"YQ==\"],"
-        "\"r_db\":[1.5,\"NaN\",\"Infinity\",-0.0],\"r_b\":[true,false],"
-        "\"checks\":{\"-3\":{\"ttl_ms\":10},\"1152921504606846976\":{}},"
-        "\"flags\":{\"true\":\"EVENT\",\"false\":\"KIND_UNSPECIFIED\"},"
-        "\"c_num\":0,\"opt\":0,\"child\":{\"i32\":1}}");
+    s_assert_json (&every.base, 0, s_every_json);
 
     //  The other oneof members; a proto2 string away from its default.
     Keel__Instance inst = KEEL__INSTANCE__INIT;
-    inst.id = (char *) "x";
+    inst.id = (char *)"x";
     s_every_t other;
     s_every_init (&other.base);
     other.choice_case = 26;
     other.c_inst = &inst;
-    other.opt_s = (char *) "";
+    other.opt_s = (char *)"";
     s_assert_json (&other.base, 0,
                    "{\"c_inst\":{\"id\":\"x\"},\"opt_s\":\"\"}");
     other.choice_case = 24;
-    other.c_text = (char *) "t";
+    other.c_text = (char *)"t";
     s_assert_json (&other.base, 0, "{\"c_text\":\"t\",\"opt_s\":\"\"}");
 
     //  With defaults: fields without presence only.
@@ -1072,7 +1066,7 @@ END_TEST
 
 START_TEST (test_every_type_input)
 {
-    s_every_t *got = (s_every_t *) s_decode_ok (
+    s_every_t *got = (s_every_t *)s_decode_ok (
         &s_every_descriptor,
         "{\"i32\":\"-7\",\"u32\":1e3,\"i64\":-0,\"code\":7,"
         "\"db\":\"1.25\",\"fl\":\"NaN\",\"r_db\":[\"-Infinity\",2,\"-3e2\"],"
@@ -1111,7 +1105,7 @@ START_TEST (test_every_type_input)
     //  Messages nest to KEEL_JSON_MAX_DEPTH and no deeper.
     for (int levels = KEEL_JSON_MAX_DEPTH; levels <= KEEL_JSON_MAX_DEPTH + 1;
          levels++) {
-        char *text = (char *) calloc (1, (size_t) levels * 12 + 8);
+        char *text = (char *)calloc (1, (size_t)levels * 12 + 8);
         ck_assert_ptr_nonnull (text);
         for (int i = 1; i < levels; i++)
             strcat (text, "{\"child\":");
@@ -1124,8 +1118,7 @@ START_TEST (test_every_type_input)
         if (levels == KEEL_JSON_MAX_DEPTH) {
             ck_assert_ptr_nonnull (msg);
             protobuf_c_message_free_unpacked (msg, NULL);
-        }
-        else {
+        } else {
             ck_assert_ptr_null (msg);
             ck_assert_ptr_nonnull (strstr (error, "child.child.child"));
             ck_assert_ptr_nonnull (
@@ -1200,7 +1193,7 @@ START_TEST (test_every_type_errors)
         {"{\"child\":{\"child\":{\"bogus\":1}}}",
          "child.child.bogus: unknown field"},
         {"{\"child\":{\"r_kind\":[\"REQUEST\",{}]}}",
-         "child.r_kind[1]: expected a Kind name or number"},
+         "child.r_kind[1]: expected a name or number of enum Kind"},
         {"{\"child\":[]}", "child: expected an object"},
         {"{\"opt\":2147483648}", "opt: 2147483648 is out of range"},
     };
@@ -1216,11 +1209,21 @@ END_TEST
 static char *
 s_random_string (uint64_t *state, size_t max)
 {
-    static const char *pieces[] = {"a",  "Z",  "0",  " ",  "\"", "\\",
-                                   "\n", "\t", "\x01", "/", "\xC3\xA9",
-                                   "\xE2\x82\xAC", "\xF0\x9F\x98\x80"};
+    static const char *pieces[] = {"a",
+                                   "Z",
+                                   "0",
+                                   " ",
+                                   "\"",
+                                   "\\",
+                                   "\n",
+                                   "\t",
+                                   "\x01",
+                                   "/",
+                                   "\xC3\xA9",
+                                   "\xE2\x82\xAC",
+                                   "\xF0\x9F\x98\x80"};
     size_t count = s_random (state) % (max + 1);
-    char *text = (char *) calloc (1, count * 4 + 1);
+    char *text = (char *)calloc (1, count * 4 + 1);
     ck_assert_ptr_nonnull (text);
     for (size_t i = 0; i < count; i++)
         strcat (text, pieces[s_random (state) % 13]);
@@ -1233,16 +1236,16 @@ s_random_u64 (uint64_t *state)
 {
     uint64_t r = s_random (state);
     switch (r % 5) {
-        case 0:
-            return 0;
-        case 1:
-            return SAFE_INTEGER + (r >> 60) - 8;
-        case 2:
-            return (uint64_t) 0 - SAFE_INTEGER + (r >> 60) - 8;
-        case 3:
-            return r >> (r % 64);
-        default:
-            return s_random (state);
+    case 0:
+        return 0;
+    case 1:
+        return SAFE_INTEGER + (r >> 60) - 8;
+    case 2:
+        return (uint64_t)0 - SAFE_INTEGER + (r >> 60) - 8;
+    case 3:
+        return r >> (r % 64);
+    default:
+        return s_random (state);
     }
 }
 
@@ -1260,29 +1263,29 @@ START_TEST (test_random_round_trips)
 {
     uint64_t state = 0x9E3779B97F4A7C15ULL;
     for (int round = 0; round < 300; round++) {
-        int flags = round % 4 == 0 ? KEEL_JSON_DEFAULTS
-                  : round % 4 == 1 ? KEEL_JSON_PRETTY
-                                   : 0;
+        int flags = round % 4 == 0   ? KEEL_JSON_DEFAULTS
+                    : round % 4 == 1 ? KEEL_JSON_PRETTY
+                                     : 0;
         //  Envelope, with kinds and codes past the named ones.
         uint8_t payload[40];
         for (size_t i = 0; i < sizeof payload; i++)
-            payload[i] = (uint8_t) s_random (&state);
+            payload[i] = (uint8_t)s_random (&state);
         Keel__Envelope env;
         keel__envelope__init (&env);
         char *strings[6];
         for (int i = 0; i < 6; i++)
             strings[i] = s_random_string (&state, 8);
-        env.version = (uint32_t) s_random (&state);
-        env.kind = (Keel__Kind) (s_random (&state) % 7);
+        env.version = (uint32_t)s_random (&state);
+        env.kind = (Keel__Kind)(s_random (&state) % 7);
         env.type = strings[0];
         env.correlation_id = s_random_u64 (&state);
         env.sender = strings[1];
         env.service = strings[2];
-        env.timeout_ms = (uint32_t) (s_random (&state) % 3);
+        env.timeout_ms = (uint32_t)(s_random (&state) % 3);
         env.trace_id = strings[3];
         env.idempotency_key = strings[4];
         env.sequence = s_random_u64 (&state);
-        env.error_code = (Keel__ErrorCode) (s_random (&state) % 13);
+        env.error_code = (Keel__ErrorCode)(s_random (&state) % 13);
         env.error_text = strings[5];
         env.payload.data = payload;
         env.payload.len = s_random (&state) % (sizeof payload + 1);
@@ -1298,28 +1301,29 @@ START_TEST (test_random_round_trips)
         //  Every: every scalar type, random bits.
         s_every_t every;
         s_every_init (&every.base);
-        every.i32 = (int32_t) s_random (&state);
-        every.i64 = (int64_t) s_random_u64 (&state);
-        every.u32 = (uint32_t) s_random_u64 (&state);
+        every.i32 = (int32_t)s_random (&state);
+        every.i64 = (int64_t)s_random_u64 (&state);
+        every.u32 = (uint32_t)s_random_u64 (&state);
         every.u64 = s_random_u64 (&state);
-        every.s32 = (int32_t) s_random_u64 (&state);
-        every.s64 = (int64_t) s_random_u64 (&state);
-        every.f32 = (uint32_t) s_random (&state);
+        every.s32 = (int32_t)s_random_u64 (&state);
+        every.s64 = (int64_t)s_random_u64 (&state);
+        every.f32 = (uint32_t)s_random (&state);
         every.f64 = s_random_u64 (&state);
-        every.sf32 = (int32_t) s_random (&state);
-        every.sf64 = (int64_t) s_random_u64 (&state);
-        every.fl = (float) s_random_double (&state);
+        every.sf32 = (int32_t)s_random (&state);
+        every.sf64 = (int64_t)s_random_u64 (&state);
+        uint32_t fl_bits = (uint32_t)s_random (&state);
+        memcpy (&every.fl, &fl_bits, sizeof every.fl);
         if (isnan (every.fl))
             every.fl = NAN;
         every.db = s_random_double (&state);
-        every.b = (protobuf_c_boolean) (s_random (&state) & 1);
-        every.code = (Keel__ErrorCode) (s_random (&state) % 12);
+        every.b = (protobuf_c_boolean)(s_random (&state) & 1);
+        every.code = (Keel__ErrorCode)(s_random (&state) % 12);
         double r_db[3] = {s_random_double (&state), s_random_double (&state),
                           s_random_double (&state)};
         every.n_r_db = s_random (&state) % 4;
         every.r_db = r_db;
-        int64_t r_i64[2] = {(int64_t) s_random_u64 (&state),
-                            (int64_t) s_random_u64 (&state)};
+        int64_t r_i64[2] = {(int64_t)s_random_u64 (&state),
+                            (int64_t)s_random_u64 (&state)};
         every.n_r_i64 = s_random (&state) % 3;
         every.r_i64 = r_i64;
         text = keel_json_encode (&every.base, flags);
@@ -1333,7 +1337,9 @@ START_TEST (test_random_round_trips)
 END_TEST
 
 // ---------------------------------------------------------------------------
-//  Allocation failure: jansson's allocations fail one by one
+//  Allocation failure: jansson's allocations fail one by one while encoding.
+//  jansson 2.14's json_dumps drops an object key whose append failed and
+//  still returns text; keel_json_encode must return NULL or the whole text.
 
 static int s_fail_after; //  fail the Nth allocation from now; 0 = never
 
@@ -1347,6 +1353,7 @@ s_failing_malloc (size_t size)
 
 START_TEST (test_allocation_failure)
 {
+    //  jansson's allocations, encoding.
     Keel__Envelope env;
     s_full_envelope (&env);
     char *want = keel_json_encode (&env.base, KEEL_JSON_PRETTY);
@@ -1364,22 +1371,67 @@ START_TEST (test_allocation_failure)
     }
     ck_assert_int_gt (n, 10);
     ck_assert_int_lt (n, 1000);
-    for (n = 1; n < 1000; n++) {
-        s_fail_after = n;
-        char *error = NULL;
-        ProtobufCMessage *msg =
-            keel_json_decode (&keel__envelope__descriptor, want, &error);
-        if (msg) {
-            s_assert_same_wire (&env.base, msg);
-            protobuf_c_message_free_unpacked (msg, NULL);
-            break;
-        }
-        free (error);
-    }
-    ck_assert_int_lt (n, 1000);
+    //  Not the decode side: jansson 2.14's lexer ignores a failed append
+    //  (akheron/jansson#362) and then reads past its buffer, so parsing under
+    //  allocation failure is jansson's bug, not testable here.
     s_fail_after = 0;
     json_set_alloc_funcs (malloc, free);
     free (want);
+
+    //  keel_json's own allocations, decoding: every failure point frees
+    //  what was built (valgrind checks) and says so.
+    const char *texts[] = {
+        s_every_json,
+        "{\"c_inst\":{\"id\":\"i\",\"tags\":[\"a\",\"b\"],"
+        "\"meta\":{\"k\":\"v\",\"l\":\"w\"},\"check\":{\"ttl_ms\":1}},"
+        "\"opt_s\":\"x\",\"r_by\":[\"AA==\",\"AAA=\"]}",
+    };
+    for (size_t t = 0; t < 2; t++) {
+        for (n = 1; n < 1000; n++) {
+            keel_json_fail_after (n);
+            char *error = NULL;
+            ProtobufCMessage *msg =
+                keel_json_decode (&s_every_descriptor, texts[t], &error);
+            if (msg) {
+                keel_json_fail_after (0);
+                ck_assert_ptr_null (error);
+                //  Encoding, including a string to repair: every failure
+                //  point gives NULL, then the whole text.
+                s_every_t *every = (s_every_t *)msg;
+                if (every->s != protobuf_c_empty_string)
+                    free (every->s);
+                every->s = strdup ("bad\xFF");
+                char *full = keel_json_encode (msg, KEEL_JSON_DEFAULTS);
+                ck_assert_ptr_nonnull (full);
+                int m;
+                for (m = 1; m < 1000; m++) {
+                    keel_json_fail_after (m);
+                    char *text = keel_json_encode (msg, KEEL_JSON_DEFAULTS);
+                    if (text) {
+                        ck_assert_str_eq (text, full);
+                        free (text);
+                        break;
+                    }
+                }
+                keel_json_fail_after (0);
+                ck_assert_int_gt (m, 3);
+                ck_assert_int_lt (m, 1000);
+                free (full);
+                protobuf_c_message_free_unpacked (msg, NULL);
+                break;
+            }
+            //  The error text is the last allocation that can fail.
+            if (error) {
+                size_t len = strlen (error);
+                ck_assert_uint_ge (len, 13);
+                ck_assert_str_eq (error + len - 13, "out of memory");
+            }
+            free (error);
+        }
+        keel_json_fail_after (0);
+        ck_assert_int_gt (n, 10);
+        ck_assert_int_lt (n, 1000);
+    }
 }
 END_TEST
 
