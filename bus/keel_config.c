@@ -595,7 +595,7 @@ keel_config_string (keel_config_t *self, const char *path,
                     const char *default_value, const char **value_p)
 {
     assert (value_p);
-    zconfig_t *node;
+    zconfig_t *node = NULL;
     const char *value;
     int rc = s_scalar (self, path, &node, &value);
     if (rc < 0)
@@ -629,8 +629,8 @@ keel_config_int (keel_config_t *self, const char *path, int64_t min,
 {
     assert (value_p);
     assert (min <= max);
-    zconfig_t *node;
-    const char *text;
+    zconfig_t *node = NULL;
+    const char *text = NULL;
     int rc = s_scalar (self, path, &node, &text);
     if (rc <= 0) {
         if (rc == 0)
@@ -657,8 +657,8 @@ keel_config_bool (keel_config_t *self, const char *path, bool default_value,
     assert (value_p);
     static const char *yes[] = {"true", "yes", "on", "1"};
     static const char *no[] = {"false", "no", "off", "0"};
-    zconfig_t *node;
-    const char *text;
+    zconfig_t *node = NULL;
+    const char *text = NULL;
     int rc = s_scalar (self, path, &node, &text);
     if (rc <= 0) {
         if (rc == 0)
@@ -737,8 +737,8 @@ keel_config_duration_ms (keel_config_t *self, const char *path,
                                      {"s", 1000},
                                      {"m", 60 * 1000},
                                      {"h", 60 * 60 * 1000}};
-    zconfig_t *node;
-    const char *text;
+    zconfig_t *node = NULL;
+    const char *text = NULL;
     int rc = s_scalar (self, path, &node, &text);
     if (rc <= 0) {
         if (rc == 0)
@@ -774,8 +774,8 @@ keel_config_size (keel_config_t *self, const char *path, int64_t default_value,
         {"G", 1024 * 1024 * 1024},
         {"g", 1024 * 1024 * 1024},
     };
-    zconfig_t *node;
-    const char *text;
+    zconfig_t *node = NULL;
+    const char *text = NULL;
     int rc = s_scalar (self, path, &node, &text);
     if (rc <= 0) {
         if (rc == 0)
@@ -801,8 +801,8 @@ keel_config_endpoint (keel_config_t *self, const char *path,
                       const char *default_value, const char **value_p)
 {
     assert (value_p);
-    zconfig_t *node;
-    const char *text;
+    zconfig_t *node = NULL;
+    const char *text = NULL;
     int rc = s_scalar (self, path, &node, &text);
     if (rc <= 0) {
         if (rc == 0)

@@ -38,6 +38,7 @@ struct _keel_service_t {
     zloop_t *loop;               //  loop driving us (attached or own)
     int timer_id;                //  heartbeat timer, -1 = none
     bool stopping;               //  keel_service_stop was called
+    bool replaying;              //  answering from the dedupe
     keel_service_stats_t stats;  //  counters
     keel_ratelimit_t log_registry; //  registry trouble
 };
@@ -72,6 +73,7 @@ keel_service_new (const char *service, const char *instance_id)
     zlistx_set_duplicator (self->tags, (zlistx_duplicator_fn *) strdup);
     zlistx_set_destructor (self->tags, (zlistx_destructor_fn *) zstr_free);
     zlistx_set_destructor (self->methods, s_method_free);
+    zhashx_set_destructor (self->meta, (zhashx_destructor_fn *) zstr_free);
     keel_server_set_reply_hook (self->server, s_on_reply, self);
     return self;
 }
@@ -228,8 +230,11 @@ s_dispatch (keel_server_t *server, keel_request_t *request, void *arg)
         free (key);
         if (entry) {
             self->stats.dedupe_hits++;
+            //  The reply hook must not store the entry over itself.
+            self->replaying = true;
             keel_server_reply_raw (server, request, entry->code, entry->text,
                                    entry->data, entry->size);
+            self->replaying = false;
             return KEEL_OK;
         }
     }
@@ -244,7 +249,7 @@ s_on_reply (keel_server_t *server, const keel_request_t *request, int code,
 {
     (void) server;
     keel_service_t *self = (keel_service_t *) arg;
-    if (code == KEEL_ERR_UNAVAILABLE || code == KEEL_ERR_TIMEOUT
+    if (self->replaying || code == KEEL_ERR_UNAVAILABLE || code == KEEL_ERR_TIMEOUT
         || code == KEEL_ERR_INTERNAL)
         return;
     char *key = s_dedupe_key (keel_request_envelope (request));
