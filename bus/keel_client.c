@@ -462,15 +462,16 @@ s_reset_is_free (keel_client_t *self)
     return true;
 }
 
-//  Send a packed frame without blocking. libzmq refuses (EAGAIN) when the
-//  queue is full or there is no peer at all (a vanished inproc server never
-//  comes back on the same socket): if a reset loses nothing, reset and try
-//  once more.
+//  Send a message without blocking; on success it is consumed. libzmq
+//  refuses (EAGAIN) when the queue is full or there is no peer at all (a
+//  vanished inproc server never comes back on the same socket): if a reset
+//  loses nothing, reset and try once more. On failure the caller still owns
+//  msg.
 static int
-s_send_frame (keel_client_t *self, const uint8_t *data, size_t size)
+s_send_msg (keel_client_t *self, zmq_msg_t *msg)
 {
     for (int tries = 0; tries < 2; tries++) {
-        if (zmq_send (self->handle, data, size, ZMQ_DONTWAIT) != -1) {
+        if (zmq_msg_send (msg, self->handle, ZMQ_DONTWAIT) != -1) {
             self->stats.sent++;
             return 0;
         }
@@ -480,6 +481,20 @@ s_send_frame (keel_client_t *self, const uint8_t *data, size_t size)
     }
     self->stats.send_failed++;
     return -1;
+}
+
+//  Same with bytes that stay the caller's.
+static int
+s_send_frame (keel_client_t *self, const uint8_t *data, size_t size)
+{
+    zmq_msg_t msg;
+    if (zmq_msg_init_size (&msg, size) != 0)
+        return -1;
+    memcpy (zmq_msg_data (&msg), data, size);
+    int rc = s_send_msg (self, &msg);
+    if (rc == -1)
+        zmq_msg_close (&msg);
+    return rc;
 }
 
 static uint64_t
@@ -506,19 +521,12 @@ s_request (keel_client_t *self, const char *type,
     env.timeout_ms = timeout;
     env.payload.data = (uint8_t *) data;
     env.payload.len = data ? size : 0;
-    zframe_t *frame = keel_codec_frame (&env, payload);
-    if (!frame) {
-        errno = ENOMEM;
-        return 0;
-    }
-    if (self->max_msg_size && zframe_size (frame) > self->max_msg_size) {
-        zframe_destroy (&frame);
-        errno = EMSGSIZE;
-        return 0;
-    }
+    zmq_msg_t msg;
+    if (keel_codec_msg (&msg, &env, payload, self->max_msg_size) == -1)
+        return 0; //  errno: EMSGSIZE or ENOMEM
     s_pending_t *p = (s_pending_t *) calloc (1, sizeof (s_pending_t));
     if (!p) {
-        zframe_destroy (&frame);
+        zmq_msg_close (&msg);
         errno = ENOMEM;
         return 0;
     }
@@ -535,25 +543,25 @@ s_request (keel_client_t *self, const char *type,
                                               : self->attempt_timeout_ms)
                                        : timeout;
     p->backoff_ms = self->backoff_initial_ms;
-
-    int rc = s_send_frame (self, zframe_data (frame), zframe_size (frame));
-    if (rc == -1 && !p->idempotent) {
-        //  Never sent, so nothing happened: tell the caller now.
-        zframe_destroy (&frame);
-        free (p);
-        errno = EHOSTUNREACH;
-        return 0;
-    }
     if (p->idempotent) {
         //  Keep the frame to send it again.
-        p->frame_size = zframe_size (frame);
+        p->frame_size = zmq_msg_size (&msg);
         p->frame = (uint8_t *) malloc (p->frame_size);
         if (p->frame)
-            memcpy (p->frame, zframe_data (frame), p->frame_size);
+            memcpy (p->frame, zmq_msg_data (&msg), p->frame_size);
         else
             p->max_attempts = 1;
     }
-    zframe_destroy (&frame);
+    if (s_send_msg (self, &msg) == -1) {
+        zmq_msg_close (&msg);
+        if (!p->idempotent) {
+            //  Never sent, so nothing happened: tell the caller now.
+            s_pending_free (&p);
+            errno = EHOSTUNREACH;
+            return 0;
+        }
+        //  An idempotent request is retried by its timer.
+    }
     p->attempts = 1;
     p->sent_ms = now;
     p->socket_gen = self->socket_gen;
@@ -600,17 +608,11 @@ s_notify (keel_client_t *self, const char *type,
     s_envelope_init (self, &env, type, opts, KEEL__KIND__ONEWAY);
     env.payload.data = (uint8_t *) data;
     env.payload.len = data ? size : 0;
-    if (self->max_msg_size) {
-        size_t total = keel__envelope__get_packed_size (&env);
-        if (payload)
-            total += 11 + protobuf_c_message_get_packed_size (payload);
-        if (total > self->max_msg_size) {
-            errno = EMSGSIZE;
-            return -1;
-        }
-    }
-    if (keel_codec_send (self->handle, &env, payload, ZMQ_DONTWAIT) == -1) {
-        self->stats.send_failed++;
+    if (keel_codec_send_limited (self->handle, &env, payload,
+                                 self->max_msg_size, ZMQ_DONTWAIT)
+        == -1) {
+        if (errno != EMSGSIZE)
+            self->stats.send_failed++;
         return -1;
     }
     self->stats.sent++;

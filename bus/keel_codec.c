@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <string.h>
 
 // ---------------------------------------------------------------------------
@@ -20,17 +21,22 @@ struct _keel_arena_t {
     _Alignas (16) unsigned char block[ARENA_BLOCK];
 };
 
+//  Every allocation is preceded by a 16-byte header holding its size, so
+//  the decoder can tell a string's wire length from its C length.
+#define ARENA_HEADER 16
+
 static void *
 s_arena_alloc (void *data, size_t size)
 {
     keel_arena_t *self = (keel_arena_t *) data;
     if (self->fail_after > 0 && --self->fail_after == 0)
         return NULL;
-    size_t rounded = (size + 15) & ~(size_t) 15;
-    if (rounded >= size && rounded <= ARENA_BLOCK - self->used) {
-        void *ptr = self->block + self->used;
+    size_t rounded = (size + ARENA_HEADER + 15) & ~(size_t) 15;
+    if (rounded > size && rounded <= ARENA_BLOCK - self->used) {
+        unsigned char *ptr = self->block + self->used;
         self->used += rounded;
-        return ptr;
+        *(size_t *) ptr = size;
+        return ptr + ARENA_HEADER;
     }
     if (self->spill_count == self->spill_cap) {
         size_t cap = self->spill_cap ? self->spill_cap * 2 : 8;
@@ -40,10 +46,21 @@ s_arena_alloc (void *data, size_t size)
         self->spills = spills;
         self->spill_cap = cap;
     }
-    void *ptr = malloc (size ? size : 1);
-    if (ptr)
-        self->spills[self->spill_count++] = ptr;
-    return ptr;
+    if (size > SIZE_MAX - ARENA_HEADER)
+        return NULL;
+    unsigned char *ptr = (unsigned char *) malloc (size + ARENA_HEADER);
+    if (!ptr)
+        return NULL;
+    self->spills[self->spill_count++] = ptr;
+    *(size_t *) ptr = size;
+    return ptr + ARENA_HEADER;
+}
+
+//  Size asked for when `ptr` was allocated from an arena.
+static size_t
+s_arena_size_of (const void *ptr)
+{
+    return *(const size_t *) ((const unsigned char *) ptr - ARENA_HEADER);
 }
 
 static void
@@ -126,6 +143,30 @@ s_len_ok (const char *s, size_t max)
     return s == NULL || strnlen (s, max + 1) <= max;
 }
 
+//  protobuf-c keeps a string's bytes after an embedded NUL, which C never
+//  sees: "a\0b" and "a\0c" would look alike. It allocates len + 1 bytes per
+//  string, so from an arena the wire length is known and compared cheaply;
+//  from another allocator, packing again (which uses strlen) tells.
+static bool
+s_strings_whole (const Keel__Envelope *env, ProtobufCAllocator *alloc,
+                 size_t size)
+{
+    if (!alloc || alloc->alloc != s_arena_alloc)
+        return keel__envelope__get_packed_size (env) == size;
+    const char *strings[] = {env->type,      env->sender,
+                             env->service,   env->trace_id,
+                             env->idempotency_key, env->error_text};
+    for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
+        const char *str = strings[i];
+        if (!str || str == protobuf_c_empty_string)
+            continue;
+        size_t wire = s_arena_size_of (str) - 1;
+        if (strnlen (str, wire) != wire)
+            return false;
+    }
+    return true;
+}
+
 keel_err_t
 keel_codec_decode (const void *data, size_t size, size_t max_size,
                    ProtobufCAllocator *alloc, Keel__Envelope **env_p,
@@ -153,11 +194,8 @@ keel_codec_decode (const void *data, size_t size, size_t max_size,
         return KEEL_ERR_BAD_REQUEST;
     }
     const char *why = NULL;
-    //  protobuf-c keeps a string's bytes after an embedded NUL, which C
-    //  never sees: "a\0b" and "a\0c" would look alike. Packing again uses
-    //  strlen, so any such string (or a field sent twice) changes the size.
-    if (keel__envelope__get_packed_size (env) != size)
-        why = "non-canonical envelope (NUL in a string, or a repeated field)";
+    if (!s_strings_whole (env, alloc, size))
+        why = "NUL inside a string field";
     else if (env->version != KEEL_WIRE_VERSION)
         why = "unsupported envelope version";
     else if (env->kind < KEEL__KIND__REQUEST || env->kind > KEEL__KIND__ONEWAY)
@@ -257,14 +295,35 @@ int
 keel_codec_send (void *handle, const Keel__Envelope *env,
                  const ProtobufCMessage *payload, int flags)
 {
-    assert (handle);
+    return keel_codec_send_limited (handle, env, payload, 0, flags);
+}
+
+int
+keel_codec_msg (zmq_msg_t *msg, const Keel__Envelope *env,
+                const ProtobufCMessage *payload, size_t max_size)
+{
     assert (env);
     size_t payload_size;
     size_t size = s_total_size (env, payload, &payload_size);
-    zmq_msg_t msg;
-    if (zmq_msg_init_size (&msg, size) != 0)
+    if (max_size && size > max_size) {
+        errno = EMSGSIZE;
         return -1;
-    s_pack_into (env, payload, payload_size, (uint8_t *) zmq_msg_data (&msg));
+    }
+    if (zmq_msg_init_size (msg, size) != 0)
+        return -1;
+    s_pack_into (env, payload, payload_size, (uint8_t *) zmq_msg_data (msg));
+    return 0;
+}
+
+int
+keel_codec_send_limited (void *handle, const Keel__Envelope *env,
+                         const ProtobufCMessage *payload, size_t max_size,
+                         int flags)
+{
+    assert (handle);
+    zmq_msg_t msg;
+    if (keel_codec_msg (&msg, env, payload, max_size) == -1)
+        return -1;
     if (zmq_msg_send (&msg, handle, flags) == -1) {
         int err = errno;
         zmq_msg_close (&msg);

@@ -57,9 +57,9 @@ void keel_arena_fail_after (keel_arena_t *self, int n);
 //  Decode `size` bytes into an envelope allocated from `alloc` (NULL =
 //  protobuf-c's default malloc allocator; then free the result with
 //  keel__envelope__free_unpacked). Checks meaning, not only syntax: version,
-//  kind, type and string bounds, and that the frame is canonical (no NUL
-//  inside a string, no field twice). An allocation failure is reported as
-//  BAD_REQUEST too. `max_size` 0 means no limit.
+//  kind, type and string bounds, and no NUL inside a string (which C would
+//  silently cut short). An allocation failure is reported as BAD_REQUEST
+//  too. `max_size` 0 means no limit.
 //  Returns KEEL_OK and sets *env_p, or an error (TOO_LARGE, BAD_REQUEST)
 //  with *env_p NULL and *why_p a static reason. When the frame parsed but
 //  failed the checks, *correlation_p (if not NULL) gets its correlation id
@@ -89,6 +89,19 @@ bool keel_codec_type_ok (const char *type);
 //  Returns 0, or -1 with errno set by libzmq.
 int keel_codec_send (void *handle, const Keel__Envelope *env,
                      const ProtobufCMessage *payload, int flags);
+
+//  Same, refusing (errno EMSGSIZE, nothing sent) a frame larger than
+//  `max_size` bytes (0 = no limit). The size is computed once.
+int keel_codec_send_limited (void *handle, const Keel__Envelope *env,
+                             const ProtobufCMessage *payload, size_t max_size,
+                             int flags);
+
+//  Pack `env` (and `payload`) into `msg`, which must not be initialised yet;
+//  on success the caller owns it (zmq_msg_send or zmq_msg_close). Returns 0,
+//  or -1 with errno EMSGSIZE (over max_size, 0 = no limit) or ENOMEM, msg
+//  then left uninitialised.
+int keel_codec_msg (zmq_msg_t *msg, const Keel__Envelope *env,
+                    const ProtobufCMessage *payload, size_t max_size);
 
 //  Pack `env` (and `payload` as above) into a new frame. Caller owns the
 //  result. Returns NULL if out of memory.

@@ -43,6 +43,8 @@ struct _keel_server_t {
     zhashx_t *handlers;          //  type -> s_handler_t
     keel_handler_fn *forward_fn; //  requests for other services
     void *forward_arg;           //  its argument
+    char last_type[KEEL_MAX_NAME_LEN + 1]; //  type of the last dispatch
+    s_handler_t *last_handler;   //  its handler (NULL = cache empty)
     keel_reply_hook_fn *hook_fn; //  reply observer
     void *hook_arg;              //  its argument
     keel_request_t current;      //  request being handled (reused)
@@ -155,6 +157,7 @@ keel_server_on (keel_server_t *self, const char *type, keel_handler_fn *fn,
     handler->fn = fn;
     handler->arg = arg;
     zhashx_update (self->handlers, type, handler);
+    self->last_handler = NULL;
     return 0;
 }
 
@@ -380,6 +383,10 @@ s_invoke (keel_server_t *self, keel_request_t *req, keel_handler_fn *fn,
     int rc = fn (self, req, arg);
     if (req->answered || req->deferred)
         return;
+    if (req->env->kind == KEEL__KIND__ONEWAY) {
+        req->answered = true; //  nobody waits for an answer
+        return;
+    }
     if (rc != KEEL_OK)
         keel_server_reply_error (self, req, (keel_err_t) rc, NULL);
     else
@@ -446,8 +453,16 @@ s_handle (keel_server_t *self, keel_request_t *req, const void *data,
                                  self->name);
         return;
     }
-    s_handler_t *handler = (s_handler_t *) zhashx_lookup (self->handlers,
-                                                          env->type);
+    //  Traffic comes in runs of one type: remember the last lookup.
+    s_handler_t *handler = self->last_handler;
+    if (!handler || strcmp (self->last_type, env->type) != 0) {
+        handler = (s_handler_t *) zhashx_lookup (self->handlers, env->type);
+        if (handler) {
+            //  type_ok bounds it to KEEL_MAX_NAME_LEN.
+            strcpy (self->last_type, env->type);
+            self->last_handler = handler;
+        }
+    }
     if (!handler) {
         self->stats.unknown_type++;
         keel_log_limited (&self->log_kind, keel_now_ms (),

@@ -372,6 +372,40 @@ START_TEST (test_server_restart)
 }
 END_TEST
 
+//  Lazy Pirate: an idempotent attempt that times out with nothing at all
+//  received since it went out resets the socket; a request that may not be
+//  resent and was waiting on the old socket fails UNAVAILABLE right away.
+START_TEST (test_lazy_pirate_reset)
+{
+    char *endpoint = s_endpoint (_i), *bound;
+    zactor_t *server = s_server_start (endpoint, &bound);
+    keel_client_t *client = keel_client_new ("tester", bound, NULL);
+    s_tally_t plain = {0}, retried = {0};
+    keel_call_opts_t once = {.timeout_ms = 5000};
+    keel_client_request (client, "test.never", NULL, &once, s_count, &plain);
+    keel_call_opts_t idem = {.timeout_ms = 400,
+                             .attempt_timeout_ms = 50,
+                             .retries = 2,
+                             .idempotent = true};
+    keel_client_request (client, "test.never", NULL, &idem, s_count,
+                         &retried);
+    s_drive (client, &plain, 1);
+    ck_assert_int_eq (plain.codes[KEEL_ERR_UNAVAILABLE], 1);
+    ck_assert_uint_ge (keel_client_stats (client)->resets, 1);
+    s_drive (client, &retried, 1);
+    ck_assert_int_eq (retried.codes[KEEL_ERR_TIMEOUT], 1);
+    ck_assert_int_eq (retried.attempts, 3);
+    //  The new socket works.
+    ck_assert_int_eq (
+        keel_client_call (client, "test.echo", NULL, NULL, NULL, NULL, NULL),
+        KEEL_OK);
+    keel_client_destroy (&client);
+    zactor_destroy (&server);
+    free (bound);
+    free (endpoint);
+}
+END_TEST
+
 //  Send raw frames with a DEALER and read the reply envelope.
 static Keel__Envelope *
 s_raw_exchange (zsock_t *dealer, const void *data, size_t size)
@@ -571,6 +605,7 @@ main (void)
     tcase_add_loop_test (tc, test_deadline, 0, 2);
     tcase_add_loop_test (tc, test_retries, 0, 2);
     tcase_add_loop_test (tc, test_server_restart, 0, 2);
+    tcase_add_loop_test (tc, test_lazy_pirate_reset, 0, 2);
     tcase_add_loop_test (tc, test_bad_input, 0, 2);
     tcase_add_loop_test (tc, test_client_limits, 0, 2);
     tcase_add_loop_test (tc, test_events, 0, 2);

@@ -1125,6 +1125,47 @@ START_TEST (test_log_limited)
 }
 END_TEST
 
+//  A NUL inside a string field would make C see a shorter string than the
+//  wire holds ("k\0a" and "k\0b" alike): refused, with either allocator.
+START_TEST (test_nul_in_string)
+{
+    const char *fields[] = {"type", "sender", "key"};
+    for (size_t f = 0; f < 3; f++) {
+        Keel__Envelope env = KEEL__ENVELOPE__INIT;
+        env.version = KEEL_WIRE_VERSION;
+        env.kind = KEEL__KIND__REQUEST;
+        env.type = "a.b";
+        env.sender = "me";
+        env.idempotency_key = "k-0000";
+        zframe_t *frame = keel_codec_frame (&env, NULL);
+        //  Overwrite the '-' of the field's value with a NUL.
+        const char *needle = f == 0 ? "a.b" : f == 1 ? "me" : "k-0000";
+        size_t len = strlen (needle);
+        byte *data = zframe_data (frame);
+        byte *at = NULL;
+        for (size_t i = 0; i + len <= zframe_size (frame); i++)
+            if (memcmp (data + i, needle, len) == 0)
+                at = data + i;
+        ck_assert_ptr_nonnull (at);
+        at[1] = 0;
+        keel_arena_t *arena = keel_arena_new ();
+        ProtobufCAllocator *allocs[] = {keel_arena_allocator (arena), NULL};
+        for (int a = 0; a < 2; a++) {
+            Keel__Envelope *out = NULL;
+            const char *why = NULL;
+            ck_assert_msg (keel_codec_decode (data, zframe_size (frame), 0,
+                                              allocs[a], &out, &why, NULL)
+                               == KEEL_ERR_BAD_REQUEST,
+                           "field %s allocator %d", fields[f], a);
+            ck_assert_ptr_null (out);
+            ck_assert_ptr_nonnull (why);
+        }
+        keel_arena_destroy (&arena);
+        zframe_destroy (&frame);
+    }
+}
+END_TEST
+
 static Suite *
 s_suite (void)
 {
@@ -1153,6 +1194,7 @@ s_suite (void)
     tcase_add_test (tc, test_arena_spill);
     tcase_add_test (tc, test_error_names);
     tcase_add_test (tc, test_log_limited);
+    tcase_add_test (tc, test_nul_in_string);
     suite_add_tcase (suite, tc);
     return suite;
 }
