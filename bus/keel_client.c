@@ -39,34 +39,34 @@ typedef struct {
 } s_pending_t;
 
 struct _keel_client_t {
-    char *sender;                  //  envelope.sender
-    char *endpoint;                //  where the server is
-    char *service;                 //  envelope.service, NULL = none
-    zsock_t *sock;                 //  DEALER (replaced by resets)
-    void *handle;                  //  libzmq handle of sock
-    zsock_t *retired;              //  previous socket, destroyed later
-    uint64_t socket_gen;           //  bumped by each reset
-    size_t max_msg_size;           //  frame limit
-    uint32_t timeout_ms;           //  default deadline
-    uint32_t attempt_timeout_ms;   //  default attempt timeout
-    int retries;                   //  default retries
-    uint32_t backoff_initial_ms;   //  first backoff
-    double backoff_factor;         //  growth
-    uint32_t backoff_max_ms;       //  cap
-    uint64_t next_id;              //  next correlation id
-    unsigned int seed;             //  jitter random state
-    zhashx_t *pending;             //  id -> s_pending_t
-    s_pending_t **heap;            //  min-heap on due
-    size_t heap_size;              //  entries in heap
-    size_t heap_cap;               //  capacity of heap
-    int64_t last_reply_ms;         //  when anything last arrived
-    int64_t last_reset_ms;         //  when the socket was last reset
-    keel_arena_t *arena;           //  decode arena
-    keel_client_stats_t stats;     //  counters
-    zloop_t *loop;                 //  attached loop, or NULL
-    int timer_id;                  //  armed zloop timer, or -1
-    int64_t timer_due;             //  when it fires
-    keel_ratelimit_t log_bad;      //  malformed replies
+    char *sender;                //  envelope.sender
+    char *endpoint;              //  where the server is
+    char *service;               //  envelope.service, NULL = none
+    zsock_t *sock;               //  DEALER (replaced by resets)
+    void *handle;                //  libzmq handle of sock
+    zsock_t *retired;            //  previous socket, destroyed later
+    uint64_t socket_gen;         //  bumped by each reset
+    size_t max_msg_size;         //  frame limit
+    uint32_t timeout_ms;         //  default deadline
+    uint32_t attempt_timeout_ms; //  default attempt timeout
+    int retries;                 //  default retries
+    uint32_t backoff_initial_ms; //  first backoff
+    double backoff_factor;       //  growth
+    uint32_t backoff_max_ms;     //  cap
+    uint64_t next_id;            //  next correlation id
+    unsigned int seed;           //  jitter random state
+    zhashx_t *pending;           //  id -> s_pending_t
+    s_pending_t **heap;          //  min-heap on due
+    size_t heap_size;            //  entries in heap
+    size_t heap_cap;             //  capacity of heap
+    int64_t last_reply_ms;       //  when anything last arrived
+    int64_t last_reset_ms;       //  when the socket was last reset
+    keel_arena_t *arena;         //  decode arena
+    keel_client_stats_t stats;   //  counters
+    zloop_t *loop;               //  attached loop, or NULL
+    int timer_id;                //  armed zloop timer, or -1
+    int64_t timer_due;           //  when it fires
+    keel_ratelimit_t log_bad;    //  malformed replies
 };
 
 // ---------------------------------------------------------------------------
@@ -119,7 +119,7 @@ s_heap_push (keel_client_t *self, s_pending_t *p)
     if (self->heap_size == self->heap_cap) {
         size_t cap = self->heap_cap ? self->heap_cap * 2 : 64;
         s_pending_t **heap =
-            (s_pending_t **) realloc (self->heap, cap * sizeof (*heap));
+            (s_pending_t **)realloc (self->heap, cap * sizeof (*heap));
         if (!heap)
             return -1;
         self->heap = heap;
@@ -158,17 +158,17 @@ s_heap_update (keel_client_t *self, s_pending_t *p)
 static size_t
 s_id_hash (const void *key)
 {
-    uint64_t x = *(const uint64_t *) key;
+    uint64_t x = *(const uint64_t *)key;
     x ^= x >> 33;
     x *= 0xff51afd7ed558ccdULL;
     x ^= x >> 33;
-    return (size_t) x;
+    return (size_t)x;
 }
 
 static int
 s_id_compare (const void *a, const void *b)
 {
-    uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;
 }
 
@@ -234,7 +234,7 @@ s_socket_reset (keel_client_t *self)
     for (size_t i = 0; i < self->heap_size; i++)
         if (!self->heap[i]->idempotent)
             count++;
-    if (count && (doomed = (s_pending_t **) malloc (count * sizeof (*doomed)))) {
+    if (count && (doomed = (s_pending_t **)malloc (count * sizeof (*doomed)))) {
         size_t n = 0;
         for (size_t i = 0; i < self->heap_size; i++)
             if (!self->heap[i]->idempotent)
@@ -255,7 +255,7 @@ keel_client_new (const char *sender, const char *endpoint, const char *service)
     assert (sender);
     if (!endpoint || !*endpoint)
         return NULL;
-    keel_client_t *self = (keel_client_t *) calloc (1, sizeof (keel_client_t));
+    keel_client_t *self = (keel_client_t *)calloc (1, sizeof (keel_client_t));
     if (!self)
         return NULL;
     self->sender = strdup (sender);
@@ -271,12 +271,13 @@ keel_client_new (const char *sender, const char *endpoint, const char *service)
     self->backoff_factor = 2.0;
     self->backoff_max_ms = 1000;
     self->timer_id = -1;
-    self->seed = (unsigned int) (keel_now_ms () ^ (intptr_t) self);
+    self->seed = (unsigned int)(keel_now_ms () ^ (intptr_t)self);
     //  Ids start at a random point so a restarted client does not collide
     //  with replies meant for its previous life.
-    self->next_id = ((uint64_t) randof (0x7fffffff) << 20) + 1;
-    if (!self->sender || !self->endpoint || (service && *service && !self->service)
-        || !self->pending || !self->arena || s_socket_open (self) == -1) {
+    self->next_id = ((uint64_t)randof (0x7fffffff) << 20) + 1;
+    if (!self->sender || !self->endpoint ||
+        (service && *service && !self->service) || !self->pending ||
+        !self->arena || s_socket_open (self) == -1) {
         keel_client_destroy (&self);
         return NULL;
     }
@@ -378,17 +379,17 @@ s_arm (keel_client_t *self)
     int64_t delay = due - keel_now_ms ();
     if (delay < 1)
         delay = 1;
-    self->timer_id = zloop_timer (self->loop, (size_t) delay, 1, s_on_timer,
-                                  self);
+    self->timer_id =
+        zloop_timer (self->loop, (size_t)delay, 1, s_on_timer, self);
     self->timer_due = due;
 }
 
 static int
 s_on_timer (zloop_t *loop, int timer_id, void *arg)
 {
-    (void) loop;
-    (void) timer_id;
-    keel_client_t *self = (keel_client_t *) arg;
+    (void)loop;
+    (void)timer_id;
+    keel_client_t *self = (keel_client_t *)arg;
     self->timer_id = -1;
     keel_client_process (self);
     return 0;
@@ -397,9 +398,9 @@ s_on_timer (zloop_t *loop, int timer_id, void *arg)
 static int
 s_on_readable (zloop_t *loop, zsock_t *sock, void *arg)
 {
-    (void) loop;
-    (void) sock;
-    keel_client_process ((keel_client_t *) arg);
+    (void)loop;
+    (void)sock;
+    keel_client_process ((keel_client_t *)arg);
     return 0;
 }
 
@@ -440,14 +441,14 @@ s_envelope_init (keel_client_t *self, Keel__Envelope *env, const char *type,
     keel__envelope__init (env);
     env->version = KEEL_WIRE_VERSION;
     env->kind = kind;
-    env->type = (char *) type;
+    env->type = (char *)type;
     env->sender = self->sender;
     if (self->service)
         env->service = self->service;
     if (opts && opts->trace_id)
-        env->trace_id = (char *) opts->trace_id;
+        env->trace_id = (char *)opts->trace_id;
     if (opts && opts->idempotency_key)
-        env->idempotency_key = (char *) opts->idempotency_key;
+        env->idempotency_key = (char *)opts->idempotency_key;
 }
 
 //  True when no request that may not be resent is waiting on the current
@@ -456,8 +457,8 @@ static bool
 s_reset_is_free (keel_client_t *self)
 {
     for (size_t i = 0; i < self->heap_size; i++)
-        if (!self->heap[i]->idempotent
-            && self->heap[i]->socket_gen == self->socket_gen)
+        if (!self->heap[i]->idempotent &&
+            self->heap[i]->socket_gen == self->socket_gen)
             return false;
     return true;
 }
@@ -519,12 +520,12 @@ s_request (keel_client_t *self, const char *type,
     s_envelope_init (self, &env, type, opts, KEEL__KIND__REQUEST);
     env.correlation_id = self->next_id;
     env.timeout_ms = timeout;
-    env.payload.data = (uint8_t *) data;
+    env.payload.data = (uint8_t *)data;
     env.payload.len = data ? size : 0;
     zmq_msg_t msg;
     if (keel_codec_msg (&msg, &env, payload, self->max_msg_size) == -1)
         return 0; //  errno: EMSGSIZE or ENOMEM
-    s_pending_t *p = (s_pending_t *) calloc (1, sizeof (s_pending_t));
+    s_pending_t *p = (s_pending_t *)calloc (1, sizeof (s_pending_t));
     if (!p) {
         zmq_msg_close (&msg);
         errno = ENOMEM;
@@ -538,15 +539,15 @@ s_request (keel_client_t *self, const char *type,
     p->timeout = timeout;
     p->idempotent = opts->idempotent;
     p->max_attempts = p->idempotent ? 1 + retries : 1;
-    p->attempt_timeout = p->idempotent ? (opts->attempt_timeout_ms
-                                              ? opts->attempt_timeout_ms
-                                              : self->attempt_timeout_ms)
-                                       : timeout;
+    p->attempt_timeout =
+        p->idempotent ? (opts->attempt_timeout_ms ? opts->attempt_timeout_ms
+                                                  : self->attempt_timeout_ms)
+                      : timeout;
     p->backoff_ms = self->backoff_initial_ms;
     if (p->idempotent) {
         //  Keep the frame to send it again.
         p->frame_size = zmq_msg_size (&msg);
-        p->frame = (uint8_t *) malloc (p->frame_size);
+        p->frame = (uint8_t *)malloc (p->frame_size);
         if (p->frame)
             memcpy (p->frame, zmq_msg_data (&msg), p->frame_size);
         else
@@ -606,11 +607,10 @@ s_notify (keel_client_t *self, const char *type,
     }
     Keel__Envelope env;
     s_envelope_init (self, &env, type, opts, KEEL__KIND__ONEWAY);
-    env.payload.data = (uint8_t *) data;
+    env.payload.data = (uint8_t *)data;
     env.payload.len = data ? size : 0;
     if (keel_codec_send_limited (self->handle, &env, payload,
-                                 self->max_msg_size, ZMQ_DONTWAIT)
-        == -1) {
+                                 self->max_msg_size, ZMQ_DONTWAIT) == -1) {
         if (errno != EMSGSIZE)
             self->stats.send_failed++;
         return -1;
@@ -639,7 +639,7 @@ keel_client_notify_bytes (keel_client_t *self, const char *type,
 int
 keel_client_cancel (keel_client_t *self, uint64_t id)
 {
-    s_pending_t *p = (s_pending_t *) zhashx_lookup (self->pending, &id);
+    s_pending_t *p = (s_pending_t *)zhashx_lookup (self->pending, &id);
     if (!p)
         return -1;
     zhashx_delete (self->pending, &id);
@@ -683,9 +683,9 @@ s_resend (keel_client_t *self, s_pending_t *p, int64_t now)
     Keel__Envelope *env =
         keel__envelope__unpack (NULL, p->frame_size, p->frame);
     if (env) {
-        env->timeout_ms = (uint32_t) (p->deadline - now);
+        env->timeout_ms = (uint32_t)(p->deadline - now);
         size_t size = keel__envelope__get_packed_size (env);
-        uint8_t *frame = (uint8_t *) malloc (size);
+        uint8_t *frame = (uint8_t *)malloc (size);
         if (frame) {
             keel__envelope__pack (env, frame);
             free (p->frame);
@@ -734,8 +734,8 @@ s_expire (keel_client_t *self, s_pending_t *p, int64_t now)
     int64_t jitter = p->backoff_ms / 4;
     int64_t wait = p->backoff_ms;
     if (jitter > 0)
-        wait += (int64_t) (rand_r (&self->seed) % (2 * jitter + 1)) - jitter;
-    p->backoff_ms = (int64_t) (p->backoff_ms * self->backoff_factor);
+        wait += (int64_t)(rand_r (&self->seed) % (2 * jitter + 1)) - jitter;
+    p->backoff_ms = (int64_t)(p->backoff_ms * self->backoff_factor);
     if (p->backoff_ms > self->backoff_max_ms)
         p->backoff_ms = self->backoff_max_ms;
     p->backing_off = true;
@@ -750,10 +750,11 @@ s_on_frame (keel_client_t *self, const void *data, size_t size, bool more)
 {
     Keel__Envelope *env = NULL;
     const char *why = NULL;
-    keel_err_t rc = more ? KEEL_ERR_BAD_REQUEST
-                         : keel_codec_decode (data, size, self->max_msg_size,
-                                              keel_arena_allocator (self->arena),
-                                              &env, &why, NULL);
+    keel_err_t rc = more
+                        ? KEEL_ERR_BAD_REQUEST
+                        : keel_codec_decode (data, size, self->max_msg_size,
+                                             keel_arena_allocator (self->arena),
+                                             &env, &why, NULL);
     if (rc == KEEL_OK && env->kind != KEEL__KIND__REPLY) {
         rc = KEEL_ERR_BAD_REQUEST;
         why = "not a reply";
@@ -767,7 +768,7 @@ s_on_frame (keel_client_t *self, const void *data, size_t size, bool more)
         return 0;
     }
     uint64_t id = env->correlation_id;
-    s_pending_t *p = (s_pending_t *) zhashx_lookup (self->pending, &id);
+    s_pending_t *p = (s_pending_t *)zhashx_lookup (self->pending, &id);
     if (!p) {
         self->stats.stale++;
         return 0;
@@ -800,8 +801,8 @@ keel_client_process (keel_client_t *self)
         }
         self->last_reply_ms = keel_now_ms ();
         bool more = zmq_msg_more (&msg);
-        calls += s_on_frame (self, zmq_msg_data (&msg), zmq_msg_size (&msg),
-                             more);
+        calls +=
+            s_on_frame (self, zmq_msg_data (&msg), zmq_msg_size (&msg), more);
         keel_arena_reset (self->arena);
         while (more) { //  drain the rest of a bad multipart message
             if (zmq_msg_recv (&msg, self->handle, 0) == -1)
@@ -833,26 +834,25 @@ keel_client_timeout (keel_client_t *self)
 //  Blocking helper
 
 typedef struct {
-    bool done;                               //  outcome arrived
-    int code;                                //  its code
-    char *text;                              //  its error text
-    const ProtobufCMessageDescriptor *desc;  //  reply payload type
-    ProtobufCMessage *msg;                   //  decoded payload
+    bool done;                              //  outcome arrived
+    int code;                               //  its code
+    char *text;                             //  its error text
+    const ProtobufCMessageDescriptor *desc; //  reply payload type
+    ProtobufCMessage *msg;                  //  decoded payload
 } s_call_t;
 
 static void
 s_call_done (keel_client_t *client, const keel_reply_t *reply, void *arg)
 {
-    (void) client;
-    s_call_t *call = (s_call_t *) arg;
+    (void)client;
+    s_call_t *call = (s_call_t *)arg;
     call->done = true;
     call->code = reply->code;
     if (reply->code != KEEL_OK)
         call->text = strdup (reply->text);
     else if (call->desc) {
-        call->msg =
-            protobuf_c_message_unpack (call->desc, NULL, reply->size,
-                                       reply->data);
+        call->msg = protobuf_c_message_unpack (call->desc, NULL, reply->size,
+                                               reply->data);
         if (!call->msg) {
             call->code = KEEL_ERR_BAD_REQUEST;
             call->text = strdup ("reply payload does not decode");
@@ -872,8 +872,8 @@ keel_client_call (keel_client_t *self, const char *type,
         *reply_p = NULL;
     if (error_p)
         *error_p = NULL;
-    uint64_t id = keel_client_request (self, type, payload, opts, s_call_done,
-                                       &call);
+    uint64_t id =
+        keel_client_request (self, type, payload, opts, s_call_done, &call);
     if (!id) {
         keel_err_t code = errno == EMSGSIZE ? KEEL_ERR_TOO_LARGE
                           : errno == EINVAL ? KEEL_ERR_INVALID_ARGUMENT
@@ -885,7 +885,7 @@ keel_client_call (keel_client_t *self, const char *type,
     while (!call.done) {
         zmq_pollitem_t item = {zsock_resolve (self->sock), 0, ZMQ_POLLIN, 0};
         int64_t wait = keel_client_timeout (self);
-        int rc = zmq_poll (&item, 1, (long) wait);
+        int rc = zmq_poll (&item, 1, (long)wait);
         if (rc == -1 && (errno != EINTR || zsys_interrupted)) {
             keel_client_cancel (self, id);
             call.code = KEEL_ERR_UNAVAILABLE;
@@ -907,5 +907,5 @@ keel_client_call (keel_client_t *self, const char *type,
         *error_p = call.text;
     else
         free (call.text);
-    return (keel_err_t) call.code;
+    return (keel_err_t)call.code;
 }

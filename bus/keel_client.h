@@ -8,7 +8,8 @@
                                |  attempt timeout, idempotent,
                                |  attempts left:  wait backoff, send again
                                |  deadline passed: ----------> callback(TIMEOUT)
-                               `  socket reset (not idempotent)> callback(UNAVAILABLE)
+                               `  socket reset (not idempotent)>
+   callback(UNAVAILABLE)
 
     Lazy Pirate: when an attempt times out and nothing at all came back on
     the socket since it was sent, the client closes the socket and opens a
@@ -37,12 +38,13 @@ typedef struct _keel_client_t keel_client_t;
 
 //  Per-call options. Zero-initialise; zero fields take the client defaults.
 typedef struct {
-    uint32_t timeout_ms;         //  overall deadline (default 5000)
-    uint32_t attempt_timeout_ms; //  per attempt, idempotent calls (default 1000)
-    int retries;                 //  extra attempts, idempotent calls: 0 =
-                                 //  default (3), KEEL_NO_RETRY = none
-    bool idempotent;             //  safe to deliver more than once
-    const char *trace_id;        //  propagated; NULL = none
+    uint32_t timeout_ms; //  overall deadline (default 5000)
+    uint32_t
+        attempt_timeout_ms; //  per attempt, idempotent calls (default 1000)
+    int retries;            //  extra attempts, idempotent calls: 0 =
+                            //  default (3), KEEL_NO_RETRY = none
+    bool idempotent;        //  safe to deliver more than once
+    const char *trace_id;   //  propagated; NULL = none
     const char *idempotency_key; //  for the server's dedupe; NULL = none
 } keel_call_opts_t;
 

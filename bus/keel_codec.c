@@ -18,7 +18,7 @@ struct _keel_arena_t {
     size_t spill_count;           //  used entries in spills
     size_t spill_cap;             //  capacity of spills
     int fail_after;               //  fault injection: fail the Nth alloc
-    _Alignas (16) unsigned char block[ARENA_BLOCK];
+    _Alignas(16) unsigned char block[ARENA_BLOCK];
 };
 
 //  Every allocation is preceded by a 16-byte header holding its size, so
@@ -28,19 +28,19 @@ struct _keel_arena_t {
 static void *
 s_arena_alloc (void *data, size_t size)
 {
-    keel_arena_t *self = (keel_arena_t *) data;
+    keel_arena_t *self = (keel_arena_t *)data;
     if (self->fail_after > 0 && --self->fail_after == 0)
         return NULL;
-    size_t rounded = (size + ARENA_HEADER + 15) & ~(size_t) 15;
+    size_t rounded = (size + ARENA_HEADER + 15) & ~(size_t)15;
     if (rounded > size && rounded <= ARENA_BLOCK - self->used) {
         unsigned char *ptr = self->block + self->used;
         self->used += rounded;
-        *(size_t *) ptr = size;
+        *(size_t *)ptr = size;
         return ptr + ARENA_HEADER;
     }
     if (self->spill_count == self->spill_cap) {
         size_t cap = self->spill_cap ? self->spill_cap * 2 : 8;
-        void **spills = (void **) realloc (self->spills, cap * sizeof (void *));
+        void **spills = (void **)realloc (self->spills, cap * sizeof (void *));
         if (!spills)
             return NULL;
         self->spills = spills;
@@ -48,11 +48,11 @@ s_arena_alloc (void *data, size_t size)
     }
     if (size > SIZE_MAX - ARENA_HEADER)
         return NULL;
-    unsigned char *ptr = (unsigned char *) malloc (size + ARENA_HEADER);
+    unsigned char *ptr = (unsigned char *)malloc (size + ARENA_HEADER);
     if (!ptr)
         return NULL;
     self->spills[self->spill_count++] = ptr;
-    *(size_t *) ptr = size;
+    *(size_t *)ptr = size;
     return ptr + ARENA_HEADER;
 }
 
@@ -60,21 +60,21 @@ s_arena_alloc (void *data, size_t size)
 static size_t
 s_arena_size_of (const void *ptr)
 {
-    return *(const size_t *) ((const unsigned char *) ptr - ARENA_HEADER);
+    return *(const size_t *)((const unsigned char *)ptr - ARENA_HEADER);
 }
 
 static void
 s_arena_free (void *data, void *ptr)
 {
     //  Memory returns all at once with keel_arena_reset.
-    (void) data;
-    (void) ptr;
+    (void)data;
+    (void)ptr;
 }
 
 keel_arena_t *
 keel_arena_new (void)
 {
-    keel_arena_t *self = (keel_arena_t *) calloc (1, sizeof (keel_arena_t));
+    keel_arena_t *self = (keel_arena_t *)calloc (1, sizeof (keel_arena_t));
     if (!self)
         return NULL;
     self->allocator.alloc = s_arena_alloc;
@@ -128,9 +128,9 @@ keel_codec_type_ok (const char *type)
     for (const char *c = type; *c; c++, len++) {
         if (len >= KEEL_MAX_NAME_LEN)
             return false;
-        bool ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z')
-                  || (*c >= '0' && *c <= '9') || *c == '.' || *c == '_'
-                  || *c == '-';
+        bool ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                  (*c >= '0' && *c <= '9') || *c == '.' || *c == '_' ||
+                  *c == '-';
         if (!ok)
             return false;
     }
@@ -153,9 +153,9 @@ s_strings_whole (const Keel__Envelope *env, ProtobufCAllocator *alloc,
 {
     if (!alloc || alloc->alloc != s_arena_alloc)
         return keel__envelope__get_packed_size (env) == size;
-    const char *strings[] = {env->type,      env->sender,
-                             env->service,   env->trace_id,
-                             env->idempotency_key, env->error_text};
+    const char *strings[] = {
+        env->type,     env->sender,          env->service,
+        env->trace_id, env->idempotency_key, env->error_text};
     for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
         const char *str = strings[i];
         if (!str || str == protobuf_c_empty_string)
@@ -188,7 +188,7 @@ keel_codec_decode (const void *data, size_t size, size_t max_size,
         return KEEL_ERR_BAD_REQUEST;
     }
     Keel__Envelope *env =
-        keel__envelope__unpack (alloc, size, (const uint8_t *) data);
+        keel__envelope__unpack (alloc, size, (const uint8_t *)data);
     if (!env) {
         *why_p = "frame is not a keel envelope";
         return KEEL_ERR_BAD_REQUEST;
@@ -202,9 +202,9 @@ keel_codec_decode (const void *data, size_t size, size_t max_size,
         why = "invalid envelope kind";
     else if (!keel_codec_type_ok (env->type))
         why = "invalid message type";
-    else if (!s_len_ok (env->sender, KEEL_MAX_NAME_LEN)
-             || !s_len_ok (env->service, KEEL_MAX_NAME_LEN)
-             || !s_len_ok (env->trace_id, KEEL_MAX_NAME_LEN))
+    else if (!s_len_ok (env->sender, KEEL_MAX_NAME_LEN) ||
+             !s_len_ok (env->service, KEEL_MAX_NAME_LEN) ||
+             !s_len_ok (env->trace_id, KEEL_MAX_NAME_LEN))
         why = "name field too long";
     else if (!s_len_ok (env->idempotency_key, KEEL_MAX_KEY_LEN))
         why = "idempotency key too long";
@@ -256,10 +256,10 @@ s_varint_put (uint8_t *out, size_t v)
 {
     size_t n = 0;
     while (v >= 0x80) {
-        out[n++] = (uint8_t) (v | 0x80);
+        out[n++] = (uint8_t)(v | 0x80);
         v >>= 7;
     }
-    out[n++] = (uint8_t) v;
+    out[n++] = (uint8_t)v;
     return n;
 }
 
@@ -311,7 +311,7 @@ keel_codec_msg (zmq_msg_t *msg, const Keel__Envelope *env,
     }
     if (zmq_msg_init_size (msg, size) != 0)
         return -1;
-    s_pack_into (env, payload, payload_size, (uint8_t *) zmq_msg_data (msg));
+    s_pack_into (env, payload, payload_size, (uint8_t *)zmq_msg_data (msg));
     return 0;
 }
 
@@ -348,7 +348,7 @@ int
 keel_codec_pack (const ProtobufCMessage *msg, uint8_t **data_p, size_t *size_p)
 {
     size_t size = protobuf_c_message_get_packed_size (msg);
-    uint8_t *data = (uint8_t *) malloc (size ? size : 1);
+    uint8_t *data = (uint8_t *)malloc (size ? size : 1);
     if (!data)
         return -1;
     protobuf_c_message_pack (msg, data);
@@ -360,8 +360,8 @@ keel_codec_pack (const ProtobufCMessage *msg, uint8_t **data_p, size_t *size_p)
 void
 keel_codec_socket_setup (zsock_t *sock, size_t max_size)
 {
-    zsock_set_maxmsgsize (sock, max_size && max_size <= INT_MAX ? (int) max_size
-                                                               : -1);
+    zsock_set_maxmsgsize (sock,
+                          max_size && max_size <= INT_MAX ? (int)max_size : -1);
     //  Requests in flight and replies owed are bounded by the callers'
     //  deadlines, not by ZeroMQ's default of 1000 queued messages.
     zsock_set_sndhwm (sock, KEEL_SOCKET_HWM);

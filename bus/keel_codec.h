@@ -25,9 +25,9 @@ extern "C" {
 #define KEEL_WIRE_VERSION 1
 
 //  Bounds on envelope strings. Longer is BAD_REQUEST.
-#define KEEL_MAX_NAME_LEN 128   //  type, sender, service, trace_id
-#define KEEL_MAX_KEY_LEN  256   //  idempotency_key
-#define KEEL_MAX_TEXT_LEN 4096  //  error_text
+#define KEEL_MAX_NAME_LEN 128  //  type, sender, service, trace_id
+#define KEEL_MAX_KEY_LEN  256  //  idempotency_key
+#define KEEL_MAX_TEXT_LEN 4096 //  error_text
 
 // ---------------------------------------------------------------------------
 //  keel_arena: bump allocator for decoding

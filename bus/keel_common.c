@@ -6,31 +6,23 @@
 #include <time.h>
 
 //  The C enum must stay equal to the wire enum.
-_Static_assert ((int) KEEL_ERR_BAD_REQUEST == (int) KEEL__ERROR_CODE__BAD_REQUEST,
-                "enum");
-_Static_assert ((int) KEEL_ERR_TIMEOUT == (int) KEEL__ERROR_CODE__TIMEOUT, "enum");
-_Static_assert ((int) KEEL_ERR_INVALID_ARGUMENT
-                    == (int) KEEL__ERROR_CODE__INVALID_ARGUMENT,
-                "enum");
+_Static_assert((int)KEEL_ERR_BAD_REQUEST == (int)KEEL__ERROR_CODE__BAD_REQUEST,
+               "enum");
+_Static_assert((int)KEEL_ERR_TIMEOUT == (int)KEEL__ERROR_CODE__TIMEOUT, "enum");
+_Static_assert((int)KEEL_ERR_INVALID_ARGUMENT ==
+                   (int)KEEL__ERROR_CODE__INVALID_ARGUMENT,
+               "enum");
 
 static const char *s_messages[] = {
-    "ok",
-    "bad request",
-    "unknown message type",
-    "message too large",
-    "not found",
-    "timeout",
-    "unavailable",
-    "internal error",
-    "conflict",
-    "unknown service",
-    "invalid argument",
+    "ok",        "bad request",     "unknown message type", "message too large",
+    "not found", "timeout",         "unavailable",          "internal error",
+    "conflict",  "unknown service", "invalid argument",
 };
 
 static const char *s_names[] = {
-    "OK",         "BAD_REQUEST", "UNKNOWN_TYPE", "TOO_LARGE",
-    "NOT_FOUND",  "TIMEOUT",     "UNAVAILABLE",  "INTERNAL",
-    "CONFLICT",   "UNKNOWN_SERVICE", "INVALID_ARGUMENT",
+    "OK",        "BAD_REQUEST",     "UNKNOWN_TYPE",     "TOO_LARGE",
+    "NOT_FOUND", "TIMEOUT",         "UNAVAILABLE",      "INTERNAL",
+    "CONFLICT",  "UNKNOWN_SERVICE", "INVALID_ARGUMENT",
 };
 
 const char *
@@ -54,7 +46,7 @@ keel_now_ms (void)
 {
     struct timespec ts;
     clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 bool

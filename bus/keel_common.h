@@ -53,9 +53,9 @@ int64_t keel_now_ms (void);
 //  event, with the number suppressed since the last line. Embed one per
 //  kind of noisy event; zero-initialise it.
 typedef struct {
-    bool logged;           //  a line was written at least once
-    int64_t last_ms;       //  when the last line was written
-    uint64_t suppressed;   //  events not logged since then
+    bool logged;         //  a line was written at least once
+    int64_t last_ms;     //  when the last line was written
+    uint64_t suppressed; //  events not logged since then
 } keel_ratelimit_t;
 
 //  Log a warning through zsys_warning unless one was logged through the same

@@ -5,10 +5,10 @@
 #include <string.h>
 
 struct _keel_publisher_t {
-    char *sender;     //  envelope.sender
-    zsock_t *sock;    //  PUB
-    void *handle;     //  its libzmq handle
-    char *endpoint;   //  last bound endpoint, resolved
+    char *sender;      //  envelope.sender
+    zsock_t *sock;     //  PUB
+    void *handle;      //  its libzmq handle
+    char *endpoint;    //  last bound endpoint, resolved
     uint64_t sequence; //  last sequence published
 };
 
@@ -17,7 +17,7 @@ keel_publisher_new (const char *sender)
 {
     assert (sender);
     keel_publisher_t *self =
-        (keel_publisher_t *) calloc (1, sizeof (keel_publisher_t));
+        (keel_publisher_t *)calloc (1, sizeof (keel_publisher_t));
     if (!self)
         return NULL;
     self->sender = strdup (sender);
@@ -85,13 +85,13 @@ keel_publisher_publish (keel_publisher_t *self, const char *type,
     keel__envelope__init (&env);
     env.version = KEEL_WIRE_VERSION;
     env.kind = KEEL__KIND__EVENT;
-    env.type = (char *) type;
+    env.type = (char *)type;
     env.sender = self->sender;
     env.sequence = self->sequence + 1;
     //  PUB never blocks; at the high-water mark ZeroMQ drops and the
     //  sequence numbers let subscribers notice.
-    if (zmq_send (self->handle, type, strlen (type), ZMQ_SNDMORE) == -1
-        || keel_codec_send (self->handle, &env, payload, 0) == -1)
+    if (zmq_send (self->handle, type, strlen (type), ZMQ_SNDMORE) == -1 ||
+        keel_codec_send (self->handle, &env, payload, 0) == -1)
         return 0;
     return ++self->sequence;
 }
@@ -99,21 +99,21 @@ keel_publisher_publish (keel_publisher_t *self, const char *type,
 // ---------------------------------------------------------------------------
 
 struct _keel_subscriber_t {
-    zsock_t *sock;                  //  SUB
-    void *handle;                   //  its libzmq handle
-    size_t max_msg_size;            //  frame limit
-    zhashx_t *last;                 //  sender -> last sequence + 1 (as ptr)
-    keel_arena_t *arena;            //  decode arena
-    keel_event_t event;             //  last event returned
-    keel_subscriber_stats_t stats;  //  counters
-    keel_ratelimit_t log_bad;       //  malformed frames
+    zsock_t *sock;                 //  SUB
+    void *handle;                  //  its libzmq handle
+    size_t max_msg_size;           //  frame limit
+    zhashx_t *last;                //  sender -> last sequence + 1 (as ptr)
+    keel_arena_t *arena;           //  decode arena
+    keel_event_t event;            //  last event returned
+    keel_subscriber_stats_t stats; //  counters
+    keel_ratelimit_t log_bad;      //  malformed frames
 };
 
 keel_subscriber_t *
 keel_subscriber_new (void)
 {
     keel_subscriber_t *self =
-        (keel_subscriber_t *) calloc (1, sizeof (keel_subscriber_t));
+        (keel_subscriber_t *)calloc (1, sizeof (keel_subscriber_t));
     if (!self)
         return NULL;
     self->sock = zsock_new (ZMQ_SUB);
@@ -165,7 +165,7 @@ void
 keel_subscriber_expect (keel_subscriber_t *self, const char *sender,
                         uint64_t sequence)
 {
-    zhashx_update (self->last, sender, (void *) (uintptr_t) (sequence + 1));
+    zhashx_update (self->last, sender, (void *)(uintptr_t)(sequence + 1));
 }
 
 zsock_t *
@@ -214,16 +214,14 @@ s_read (keel_subscriber_t *self, int timeout_ms, bool *failed)
                 break;
     }
     const char *why = "not [type][envelope]";
-    if (shape_ok
-        && keel_codec_decode (zmq_msg_data (&body), zmq_msg_size (&body),
-                              self->max_msg_size,
-                              keel_arena_allocator (self->arena), &env, &why,
-                              NULL)
-               == KEEL_OK) {
+    if (shape_ok && keel_codec_decode (zmq_msg_data (&body),
+                                       zmq_msg_size (&body), self->max_msg_size,
+                                       keel_arena_allocator (self->arena), &env,
+                                       &why, NULL) == KEEL_OK) {
         size_t topic_len = zmq_msg_size (&topic);
-        if (env->kind != KEEL__KIND__EVENT || !env->sender || !*env->sender
-            || strlen (env->type) != topic_len
-            || memcmp (env->type, zmq_msg_data (&topic), topic_len) != 0) {
+        if (env->kind != KEEL__KIND__EVENT || !env->sender || !*env->sender ||
+            strlen (env->type) != topic_len ||
+            memcmp (env->type, zmq_msg_data (&topic), topic_len) != 0) {
             why = "topic and envelope disagree";
             env = NULL;
         }
@@ -251,8 +249,8 @@ keel_subscriber_recv (keel_subscriber_t *self, int timeout_ms)
         if (failed)
             return NULL;
         if (env) {
-            uintptr_t stored = (uintptr_t) zhashx_lookup (self->last,
-                                                         env->sender);
+            uintptr_t stored =
+                (uintptr_t)zhashx_lookup (self->last, env->sender);
             uint64_t last = stored ? stored - 1 : 0;
             bool known = stored != 0;
             self->event.gap = false;
@@ -269,14 +267,14 @@ keel_subscriber_recv (keel_subscriber_t *self, int timeout_ms)
                 if (self->event.gap)
                     self->stats.gaps++;
                 zhashx_update (self->last, env->sender,
-                               (void *) (uintptr_t) (env->sequence + 1));
+                               (void *)(uintptr_t)(env->sequence + 1));
                 self->stats.delivered++;
                 self->event.envelope = env;
                 return &self->event;
             }
         }
         if (timeout_ms > 0) {
-            timeout_ms = (int) (deadline - keel_now_ms ());
+            timeout_ms = (int)(deadline - keel_now_ms ());
             if (timeout_ms <= 0)
                 return NULL;
         }

@@ -63,8 +63,8 @@ uint64_t keel_publisher_sequence (keel_publisher_t *self);
 //  A received event. Borrowed: valid until the next receive.
 typedef struct {
     const Keel__Envelope *envelope; //  type, sender, sequence, payload
-    bool gap;    //  events from this sender were missed before this one
-    bool reset;  //  sender restarted (sequence went backwards)
+    bool gap;   //  events from this sender were missed before this one
+    bool reset; //  sender restarted (sequence went backwards)
 } keel_event_t;
 
 //  Create a subscriber. Caller owns it. Returns NULL if out of memory.

@@ -18,9 +18,9 @@ typedef struct {
 typedef struct _self_t self_t;
 
 typedef struct {
-    self_t *self;             //  owner
-    keel_request_t *request;  //  deferred request waiting for the actor
-    void *handle;             //  its place in self->relays
+    self_t *self;            //  owner
+    keel_request_t *request; //  deferred request waiting for the actor
+    void *handle;            //  its place in self->relays
 } s_relay_t;
 
 struct _self_t {
@@ -121,8 +121,8 @@ s_relay_destroy (s_relay_t **relay_p)
 static void
 s_relayed (keel_client_t *client, const keel_reply_t *reply, void *arg)
 {
-    (void) client;
-    s_relay_t *relay = (s_relay_t *) arg;
+    (void)client;
+    s_relay_t *relay = (s_relay_t *)arg;
     self_t *self = relay->self;
     keel_server_reply_raw (self->front, relay->request, reply->code,
                            reply->text, reply->data, reply->size);
@@ -133,8 +133,8 @@ s_relayed (keel_client_t *client, const keel_reply_t *reply, void *arg)
 static s_actor_t *
 s_find_actor (self_t *self, const char *name)
 {
-    for (s_actor_t *actor = (s_actor_t *) zlistx_first (self->actors); actor;
-         actor = (s_actor_t *) zlistx_next (self->actors))
+    for (s_actor_t *actor = (s_actor_t *)zlistx_first (self->actors); actor;
+         actor = (s_actor_t *)zlistx_next (self->actors))
         if (streq (actor->def->name, name))
             return actor;
     return NULL;
@@ -143,7 +143,7 @@ s_find_actor (self_t *self, const char *name)
 static int
 s_forward (keel_server_t *server, keel_request_t *request, void *arg)
 {
-    self_t *self = (self_t *) arg;
+    self_t *self = (self_t *)arg;
     const Keel__Envelope *env = keel_request_envelope (request);
     s_actor_t *actor = s_find_actor (self, env->service);
     if (!actor) {
@@ -163,10 +163,10 @@ s_forward (keel_server_t *server, keel_request_t *request, void *arg)
     int64_t deadline = keel_request_deadline (request);
     if (deadline) {
         int64_t left = deadline - keel_now_ms ();
-        opts.timeout_ms = left > 1 ? (uint32_t) left : 1;
+        opts.timeout_ms = left > 1 ? (uint32_t)left : 1;
     }
     opts.retries = KEEL_NO_RETRY;
-    s_relay_t *relay = (s_relay_t *) calloc (1, sizeof (s_relay_t));
+    s_relay_t *relay = (s_relay_t *)calloc (1, sizeof (s_relay_t));
     if (!relay)
         return KEEL_ERR_INTERNAL;
     relay->self = self;
@@ -176,9 +176,9 @@ s_forward (keel_server_t *server, keel_request_t *request, void *arg)
         return KEEL_ERR_INTERNAL;
     }
     relay->handle = zlistx_add_end (self->relays, relay);
-    if (!keel_client_request_bytes (actor->client, env->type,
-                                    env->payload.data, env->payload.len, &opts,
-                                    s_relayed, relay)) {
+    if (!keel_client_request_bytes (actor->client, env->type, env->payload.data,
+                                    env->payload.len, &opts, s_relayed,
+                                    relay)) {
         keel_server_reply_error (server, relay->request, KEEL_ERR_UNAVAILABLE,
                                  "actor %s is not accepting requests",
                                  env->service);
@@ -191,33 +191,33 @@ s_forward (keel_server_t *server, keel_request_t *request, void *arg)
 static int
 s_node_info (keel_server_t *server, keel_request_t *request, void *arg)
 {
-    self_t *self = (self_t *) arg;
+    self_t *self = (self_t *)arg;
     size_t count = zlistx_size (self->actors);
-    Keel__ActorInfo *infos = (Keel__ActorInfo *) calloc (count + 1,
-                                                         sizeof (*infos));
+    Keel__ActorInfo *infos =
+        (Keel__ActorInfo *)calloc (count + 1, sizeof (*infos));
     Keel__ActorInfo **pointers =
-        (Keel__ActorInfo **) calloc (count + 1, sizeof (*pointers));
+        (Keel__ActorInfo **)calloc (count + 1, sizeof (*pointers));
     if (!infos || !pointers) {
         free (infos);
         free (pointers);
         return KEEL_ERR_INTERNAL;
     }
     size_t i = 0;
-    for (s_actor_t *actor = (s_actor_t *) zlistx_first (self->actors); actor;
-         actor = (s_actor_t *) zlistx_next (self->actors), i++) {
+    for (s_actor_t *actor = (s_actor_t *)zlistx_first (self->actors); actor;
+         actor = (s_actor_t *)zlistx_next (self->actors), i++) {
         keel__actor_info__init (&infos[i]);
-        infos[i].name = (char *) actor->def->name;
+        infos[i].name = (char *)actor->def->name;
         infos[i].endpoint = actor->endpoint;
         infos[i].events = actor->events;
         pointers[i] = &infos[i];
     }
     Keel__NodeInfo info = KEEL__NODE_INFO__INIT;
-    info.name = (char *) self->name;
+    info.name = (char *)self->name;
     info.bus = self->bus_bound ? self->bus_bound : "";
     info.events = self->events_bound ? self->events_bound : "";
     info.n_actors = count;
     info.actors = pointers;
-    info.uptime_ms = (uint64_t) (keel_now_ms () - self->started_ms);
+    info.uptime_ms = (uint64_t)(keel_now_ms () - self->started_ms);
     keel_server_reply (server, request, &info.base);
     free (infos);
     free (pointers);
@@ -251,8 +251,8 @@ s_pass (zsock_t *from, zsock_t *to)
 static int
 s_on_events (zloop_t *loop, zsock_t *sock, void *arg)
 {
-    (void) loop;
-    self_t *self = (self_t *) arg;
+    (void)loop;
+    self_t *self = (self_t *)arg;
     return sock == self->xsub ? s_pass (self->xsub, self->xpub)
                               : s_pass (self->xpub, self->xsub);
 }
@@ -260,17 +260,17 @@ s_on_events (zloop_t *loop, zsock_t *sock, void *arg)
 static int
 s_on_front (zloop_t *loop, zsock_t *sock, void *arg)
 {
-    (void) loop;
-    (void) sock;
-    self_t *self = (self_t *) arg;
+    (void)loop;
+    (void)sock;
+    self_t *self = (self_t *)arg;
     return keel_server_dispatch (self->front, 100) == -1 ? -1 : 0;
 }
 
-static int
-s_on_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
+int
+keel_actor_on_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
 {
-    (void) loop;
-    (void) arg;
+    (void)loop;
+    (void)arg;
     char *command = zstr_recv (pipe);
     bool term = !command || streq (command, "$TERM");
     zstr_free (&command);
@@ -283,7 +283,7 @@ s_on_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
 static void
 s_actor_free (void **item)
 {
-    s_actor_t *actor = (s_actor_t *) *item;
+    s_actor_t *actor = (s_actor_t *)*item;
     if (actor) {
         keel_client_destroy (&actor->client);
         zactor_destroy (&actor->actor);
@@ -308,8 +308,8 @@ s_self_destroy (self_t **self_p)
         }
     zlistx_destroy (&self->actors);
     if (self->relays) {
-        for (s_relay_t *relay = (s_relay_t *) zlistx_first (self->relays);
-             relay; relay = (s_relay_t *) zlistx_next (self->relays))
+        for (s_relay_t *relay = (s_relay_t *)zlistx_first (self->relays); relay;
+             relay = (s_relay_t *)zlistx_next (self->relays))
             s_relay_destroy (&relay);
         zlistx_destroy (&self->relays);
     }
@@ -346,17 +346,16 @@ s_configure (self_t *self)
     for (const keel_actor_def_t *def = self->defs; def->name && n < 63; def++)
         top[n++] = def->name;
     top[n] = NULL;
-    static const char *node_keys[] = {"name", "bus", "events",
-                                      "max_message_size", "actors", NULL};
-    if (keel_config_check_keys (config, "", top) == -1
-        || keel_config_check_keys (config, "node", node_keys) == -1
-        || keel_config_string (config, "node/name", "keel", &self->name) == -1
-        || keel_config_endpoint (config, "node/bus", NULL, &self->bus) == -1
-        || keel_config_endpoint (config, "node/events", NULL, &self->events)
-               == -1
-        || keel_config_size (config, "node/max_message_size",
-                             KEEL_DEFAULT_MAX_MSG_SIZE, &self->max_msg_size)
-               == -1)
+    static const char *node_keys[] = {
+        "name", "bus", "events", "max_message_size", "actors", NULL};
+    if (keel_config_check_keys (config, "", top) == -1 ||
+        keel_config_check_keys (config, "node", node_keys) == -1 ||
+        keel_config_string (config, "node/name", "keel", &self->name) == -1 ||
+        keel_config_endpoint (config, "node/bus", NULL, &self->bus) == -1 ||
+        keel_config_endpoint (config, "node/events", NULL, &self->events) ==
+            -1 ||
+        keel_config_size (config, "node/max_message_size",
+                          KEEL_DEFAULT_MAX_MSG_SIZE, &self->max_msg_size) == -1)
         return -1;
     if (!keel_codec_type_ok (self->name) || strchr (self->name, '/'))
         return keel_config_fail (config, "node/name",
@@ -365,8 +364,8 @@ s_configure (self_t *self)
         return keel_config_fail (config, "node/max_message_size",
                                  "must be at least 1K");
     self->directory = keel_directory_new ();
-    if (!self->directory
-        || keel_directory_load (self->directory, config, "directory") == -1)
+    if (!self->directory ||
+        keel_directory_load (self->directory, config, "directory") == -1)
         return -1;
     zconfig_t *list = zconfig_locate (keel_config_root (config), "node/actors");
     for (zconfig_t *item = list ? zconfig_child (list) : NULL; item;
@@ -378,7 +377,7 @@ s_configure (self_t *self)
                                           name);
         if (s_find_actor (self, name))
             return keel_config_fail_node (config, item, "listed twice");
-        s_actor_t *actor = (s_actor_t *) calloc (1, sizeof (s_actor_t));
+        s_actor_t *actor = (s_actor_t *)calloc (1, sizeof (s_actor_t));
         if (!actor)
             return keel_config_fail_node (config, item, "out of memory");
         zlistx_add_end (self->actors, actor);
@@ -396,7 +395,7 @@ s_configure (self_t *self)
         actor->args.events = actor->events;
         actor->args.config = config;
         actor->args.directory = self->directory;
-        actor->args.max_msg_size = (size_t) self->max_msg_size;
+        actor->args.max_msg_size = (size_t)self->max_msg_size;
         //  Local actors are reached over inproc, wherever the directory
         //  section says others live.
         keel_directory_set (self->directory, name, actor->endpoint,
@@ -416,8 +415,8 @@ s_start (self_t *self)
     self->loop = zloop_new ();
     if (!self->front || !self->xsub || !self->xpub || !self->loop)
         return strdup ("out of memory");
-    keel_server_set_max_msg_size (self->front, (size_t) self->max_msg_size);
-    keel_codec_socket_setup (self->xsub, (size_t) self->max_msg_size);
+    keel_server_set_max_msg_size (self->front, (size_t)self->max_msg_size);
+    keel_codec_socket_setup (self->xsub, (size_t)self->max_msg_size);
     keel_codec_socket_setup (self->xpub, 0);
 
     char *inproc = keel_node_bus_endpoint (self->name);
@@ -446,27 +445,27 @@ s_start (self_t *self)
     keel_server_on (self->front, "node.info", s_node_info, self);
     keel_server_set_forwarder (self->front, s_forward, self);
 
-    for (s_actor_t *actor = (s_actor_t *) zlistx_first (self->actors); actor;
-         actor = (s_actor_t *) zlistx_next (self->actors)) {
+    for (s_actor_t *actor = (s_actor_t *)zlistx_first (self->actors); actor;
+         actor = (s_actor_t *)zlistx_next (self->actors)) {
         actor->actor = zactor_new (actor->def->fn, &actor->args);
         char *error = actor->actor ? keel_actor_status (actor->actor)
                                    : strdup ("cannot start thread");
         if (error) {
-            char *message = zsys_sprintf ("actor %s: %s", actor->def->name,
-                                          error);
+            char *message =
+                zsys_sprintf ("actor %s: %s", actor->def->name, error);
             zstr_free (&error);
             return message;
         }
-        actor->client = keel_client_new (self->name, actor->endpoint,
-                                         actor->def->name);
+        actor->client =
+            keel_client_new (self->name, actor->endpoint, actor->def->name);
         if (!actor->client)
             return strdup ("out of memory");
         keel_client_set_max_msg_size (actor->client,
-                                      (size_t) self->max_msg_size);
+                                      (size_t)self->max_msg_size);
         keel_client_attach (actor->client, self->loop);
         zsock_connect (self->xsub, "%s", actor->events);
     }
-    zloop_reader (self->loop, self->pipe, s_on_pipe, self);
+    zloop_reader (self->loop, self->pipe, keel_actor_on_pipe, NULL);
     zloop_reader (self->loop, keel_server_sock (self->front), s_on_front, self);
     zloop_reader (self->loop, self->xsub, s_on_events, self);
     zloop_reader (self->loop, self->xpub, s_on_events, self);
@@ -478,8 +477,8 @@ s_start (self_t *self)
 void
 keel_node_actor (zsock_t *pipe, void *args)
 {
-    keel_node_args_t *node_args = (keel_node_args_t *) args;
-    self_t *self = (self_t *) calloc (1, sizeof (self_t));
+    keel_node_args_t *node_args = (keel_node_args_t *)args;
+    self_t *self = (self_t *)calloc (1, sizeof (self_t));
     char *error = NULL;
     if (self) {
         self->pipe = pipe;
@@ -497,8 +496,7 @@ keel_node_actor (zsock_t *pipe, void *args)
             else
                 error = s_start (self);
         }
-    }
-    else
+    } else
         error = strdup ("out of memory");
     keel_actor_ready (pipe, error);
     if (!error)

@@ -73,6 +73,11 @@ typedef struct {
 //  It sends zsock_signal (the one zactor_new waits for) and a status string.
 void keel_actor_ready (zsock_t *pipe, const char *error);
 
+//  A zloop reader for an actor's pipe: returns -1 (ending zloop_start) on
+//  "$TERM" or when the pipe fails, and ignores any other command. Register
+//  with zloop_reader (loop, pipe, keel_actor_on_pipe, NULL).
+int keel_actor_on_pipe (zloop_t *loop, zsock_t *pipe, void *arg);
+
 //  Read an actor's start-up status after zactor_new. Returns NULL if it
 //  started, or the reason it did not (caller frees).
 char *keel_actor_status (zactor_t *actor);

@@ -35,24 +35,24 @@ typedef struct {
 } s_handler_t;
 
 struct _keel_server_t {
-    char *name;                  //  sender name and served service
-    zsock_t *sock;               //  ROUTER
-    void *handle;                //  libzmq handle of sock
-    char *endpoint;              //  last endpoint bound, resolved
-    size_t max_msg_size;         //  frame limit, 0 = none
-    zhashx_t *handlers;          //  type -> s_handler_t
-    keel_handler_fn *forward_fn; //  requests for other services
-    void *forward_arg;           //  its argument
+    char *name;                            //  sender name and served service
+    zsock_t *sock;                         //  ROUTER
+    void *handle;                          //  libzmq handle of sock
+    char *endpoint;                        //  last endpoint bound, resolved
+    size_t max_msg_size;                   //  frame limit, 0 = none
+    zhashx_t *handlers;                    //  type -> s_handler_t
+    keel_handler_fn *forward_fn;           //  requests for other services
+    void *forward_arg;                     //  its argument
     char last_type[KEEL_MAX_NAME_LEN + 1]; //  type of the last dispatch
-    s_handler_t *last_handler;   //  its handler (NULL = cache empty)
-    keel_reply_hook_fn *hook_fn; //  reply observer
-    void *hook_arg;              //  its argument
-    keel_request_t current;      //  request being handled (reused)
-    keel_server_stats_t stats;   //  counters
-    int64_t started_ms;          //  for keel.ping uptime
-    keel_ratelimit_t log_bad;    //  malformed / too large
-    keel_ratelimit_t log_kind;   //  wrong kind, unknown type/service
-    keel_ratelimit_t log_send;   //  undeliverable replies
+    s_handler_t *last_handler;             //  its handler (NULL = cache empty)
+    keel_reply_hook_fn *hook_fn;           //  reply observer
+    void *hook_arg;                        //  its argument
+    keel_request_t current;                //  request being handled (reused)
+    keel_server_stats_t stats;             //  counters
+    int64_t started_ms;                    //  for keel.ping uptime
+    keel_ratelimit_t log_bad;              //  malformed / too large
+    keel_ratelimit_t log_kind;             //  wrong kind, unknown type/service
+    keel_ratelimit_t log_send;             //  undeliverable replies
 };
 
 static int s_ping (keel_server_t *self, keel_request_t *req, void *arg);
@@ -70,7 +70,7 @@ keel_server_new (const char *name)
 {
     if (!name || !*name || strlen (name) > KEEL_MAX_NAME_LEN)
         return NULL;
-    keel_server_t *self = (keel_server_t *) calloc (1, sizeof (keel_server_t));
+    keel_server_t *self = (keel_server_t *)calloc (1, sizeof (keel_server_t));
     if (!self)
         return NULL;
     self->name = strdup (name);
@@ -151,7 +151,7 @@ keel_server_on (keel_server_t *self, const char *type, keel_handler_fn *fn,
     assert (fn);
     if (!keel_codec_type_ok (type))
         return -1;
-    s_handler_t *handler = (s_handler_t *) malloc (sizeof (s_handler_t));
+    s_handler_t *handler = (s_handler_t *)malloc (sizeof (s_handler_t));
     if (!handler)
         return -1;
     handler->fn = fn;
@@ -184,8 +184,7 @@ s_send (keel_server_t *self, const keel_request_t *req,
 {
     for (size_t i = 0; i < req->route_count; i++) {
         if (zmq_send (self->handle, req->route[i], req->route_len[i],
-                      ZMQ_SNDMORE | ZMQ_DONTWAIT)
-            == -1)
+                      ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1)
             goto failed;
     }
     if (keel_codec_send (self->handle, env, payload, ZMQ_DONTWAIT) == 0) {
@@ -214,8 +213,7 @@ s_reply_init (keel_server_t *self, const keel_request_t *req,
         env->type = req->env->type;
         env->correlation_id = req->env->correlation_id;
         env->trace_id = req->env->trace_id;
-    }
-    else
+    } else
         env->type = "keel.error";
 }
 
@@ -231,9 +229,8 @@ s_reply (keel_server_t *self, keel_request_t *req, int code, const char *text,
     if (self->hook_fn && req->env) {
         if (payload && keel_codec_pack (payload, &packed, &size) == 0)
             data = packed;
-        self->hook_fn (self, req, code, text ? text : "",
-                       (const uint8_t *) data, data ? size : 0,
-                       self->hook_arg);
+        self->hook_fn (self, req, code, text ? text : "", (const uint8_t *)data,
+                       data ? size : 0, self->hook_arg);
     }
     if (req->env && req->env->kind == KEEL__KIND__ONEWAY) {
         free (packed);
@@ -241,10 +238,10 @@ s_reply (keel_server_t *self, keel_request_t *req, int code, const char *text,
     }
     Keel__Envelope env;
     s_reply_init (self, req, &env);
-    env.error_code = (Keel__ErrorCode) code;
+    env.error_code = (Keel__ErrorCode)code;
     if (text)
-        env.error_text = (char *) text;
-    env.payload.data = (uint8_t *) data;
+        env.error_text = (char *)text;
+    env.payload.data = (uint8_t *)data;
     env.payload.len = data ? size : 0;
     int rc = s_send (self, req, &env, packed ? NULL : payload);
     free (packed);
@@ -290,8 +287,7 @@ keel_server_reply_error (keel_server_t *self, keel_request_t *request,
         va_start (args, format);
         vsnprintf (text, sizeof text, format, args);
         va_end (args);
-    }
-    else
+    } else
         snprintf (text, sizeof text, "%s", keel_strerror (code));
     return s_reply (self, request, code, text, NULL, NULL, 0);
 }
@@ -302,9 +298,9 @@ keel_server_reply_error (keel_server_t *self, keel_request_t *request,
 keel_request_t *
 keel_server_defer (keel_server_t *self, keel_request_t *request)
 {
-    (void) self;
+    (void)self;
     assert (request->env);
-    keel_request_t *copy = (keel_request_t *) malloc (sizeof (keel_request_t));
+    keel_request_t *copy = (keel_request_t *)malloc (sizeof (keel_request_t));
     if (!copy)
         return NULL;
     memcpy (copy, request, sizeof (keel_request_t));
@@ -313,7 +309,7 @@ keel_server_defer (keel_server_t *self, keel_request_t *request)
     copy->env = NULL;
     //  Re-home the envelope in the copy's own arena.
     size_t size = keel__envelope__get_packed_size (request->env);
-    uint8_t *buffer = (uint8_t *) malloc (size ? size : 1);
+    uint8_t *buffer = (uint8_t *)malloc (size ? size : 1);
     if (copy->arena && buffer) {
         keel__envelope__pack (request->env, buffer);
         copy->env = keel__envelope__unpack (keel_arena_allocator (copy->arena),
@@ -388,10 +384,11 @@ s_invoke (keel_server_t *self, keel_request_t *req, keel_handler_fn *fn,
         return;
     }
     if (rc != KEEL_OK)
-        keel_server_reply_error (self, req, (keel_err_t) rc, NULL);
+        keel_server_reply_error (self, req, (keel_err_t)rc, NULL);
     else
         keel_server_reply_error (self, req, KEEL_ERR_INTERNAL,
-                                 "handler for %s did not reply", req->env->type);
+                                 "handler for %s did not reply",
+                                 req->env->type);
 }
 
 static void
@@ -400,25 +397,24 @@ s_handle (keel_server_t *self, keel_request_t *req, const void *data,
 {
     const char *why = NULL;
     uint64_t correlation = 0;
-    keel_err_t rc =
-        keel_codec_decode (data, size, self->max_msg_size,
-                           keel_arena_allocator (req->arena), &req->env, &why,
-                           &correlation);
+    keel_err_t rc = keel_codec_decode (data, size, self->max_msg_size,
+                                       keel_arena_allocator (req->arena),
+                                       &req->env, &why, &correlation);
     if (rc != KEEL_OK) {
         if (rc == KEEL_ERR_TOO_LARGE)
             self->stats.too_large++;
         else
             self->stats.malformed++;
         keel_log_limited (&self->log_bad, keel_now_ms (),
-                          "keel: %s: rejected a %zu-byte frame: %s",
-                          self->name, size, why);
+                          "keel: %s: rejected a %zu-byte frame: %s", self->name,
+                          size, why);
         //  Answer so the sender is not left waiting; it may be unable to
         //  match the reply, which it then counts as stale.
         Keel__Envelope env;
         s_reply_init (self, req, &env);
         env.correlation_id = correlation;
-        env.error_code = (Keel__ErrorCode) rc;
-        env.error_text = (char *) why;
+        env.error_code = (Keel__ErrorCode)rc;
+        env.error_text = (char *)why;
         req->answered = true;
         s_send (self, req, &env, NULL);
         return;
@@ -456,7 +452,7 @@ s_handle (keel_server_t *self, keel_request_t *req, const void *data,
     //  Traffic comes in runs of one type: remember the last lookup.
     s_handler_t *handler = self->last_handler;
     if (!handler || strcmp (self->last_type, env->type) != 0) {
-        handler = (s_handler_t *) zhashx_lookup (self->handlers, env->type);
+        handler = (s_handler_t *)zhashx_lookup (self->handlers, env->type);
         if (handler) {
             //  type_ok bounds it to KEEL_MAX_NAME_LEN.
             strcpy (self->last_type, env->type);
@@ -498,9 +494,8 @@ s_receive_one (keel_server_t *self)
         size_t len = zmq_msg_size (&part);
         if (req->route_count < ROUTE_MAX && len <= ROUTE_FRAME_MAX) {
             memcpy (req->route[req->route_count], zmq_msg_data (&part), len);
-            req->route_len[req->route_count++] = (uint8_t) len;
-        }
-        else
+            req->route_len[req->route_count++] = (uint8_t)len;
+        } else
             route_ok = false;
         //  The rest of a multipart message is already here.
         if (zmq_msg_recv (&part, self->handle, 0) == -1) {
@@ -543,10 +538,10 @@ keel_server_dispatch (keel_server_t *self, int max)
 static int
 s_ping (keel_server_t *self, keel_request_t *req, void *arg)
 {
-    (void) arg;
+    (void)arg;
     Keel__Pong pong = KEEL__PONG__INIT;
     pong.name = self->name;
-    pong.uptime_ms = (uint64_t) (keel_now_ms () - self->started_ms);
+    pong.uptime_ms = (uint64_t)(keel_now_ms () - self->started_ms);
     keel_server_reply (self, req, &pong.base);
     return KEEL_OK;
 }
@@ -554,7 +549,7 @@ s_ping (keel_server_t *self, keel_request_t *req, void *arg)
 static int
 s_stats (keel_server_t *self, keel_request_t *req, void *arg)
 {
-    (void) arg;
+    (void)arg;
     const keel_server_stats_t *s = &self->stats;
     struct {
         const char *name;
@@ -578,7 +573,7 @@ s_stats (keel_server_t *self, keel_request_t *req, void *arg)
     Keel__Counter *pointers[N];
     for (size_t i = 0; i < N; i++) {
         keel__counter__init (&counters[i]);
-        counters[i].name = (char *) rows[i].name;
+        counters[i].name = (char *)rows[i].name;
         counters[i].value = rows[i].value;
         pointers[i] = &counters[i];
     }

@@ -151,9 +151,9 @@ const Keel__Envelope *keel_request_envelope (const keel_request_t *self);
 //  The request's message type. Borrowed.
 const char *keel_request_type (const keel_request_t *self);
 
-//  Decode the request's payload as `desc` (e.g. &keel__echo_request__descriptor).
-//  The result lives as long as the request (do not free it). Returns NULL if
-//  the payload does not decode.
+//  Decode the request's payload as `desc` (e.g.
+//  &keel__echo_request__descriptor). The result lives as long as the request
+//  (do not free it). Returns NULL if the payload does not decode.
 ProtobufCMessage *keel_request_payload (keel_request_t *self,
                                         const ProtobufCMessageDescriptor *desc);
 

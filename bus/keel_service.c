@@ -21,25 +21,25 @@ typedef struct {
 } s_method_t;
 
 struct _keel_service_t {
-    char *name;                  //  service name
-    char *instance_id;           //  this instance
-    keel_server_t *server;       //  requests in, replies out
-    char *advertise;             //  endpoint given to the registry
-    bool advertise_fixed;        //  set by keel_service_set_advertise
-    zlistx_t *tags;              //  advertised tags (strings)
-    zhashx_t *meta;              //  advertised metadata
-    uint32_t weight;             //  advertised weight
-    zlistx_t *methods;           //  s_method_t, owned
-    keel_dedupe_t *dedupe;       //  replies by idempotency key
-    uint32_t heartbeat_ms;       //  heartbeat interval
-    keel_client_t *registry;     //  client to the registry
-    bool registered;             //  registry acknowledged us
-    bool registering;            //  a register request is in flight
-    zloop_t *loop;               //  loop driving us (attached or own)
-    int timer_id;                //  heartbeat timer, -1 = none
-    bool stopping;               //  keel_service_stop was called
-    bool replaying;              //  answering from the dedupe
-    keel_service_stats_t stats;  //  counters
+    char *name;                    //  service name
+    char *instance_id;             //  this instance
+    keel_server_t *server;         //  requests in, replies out
+    char *advertise;               //  endpoint given to the registry
+    bool advertise_fixed;          //  set by keel_service_set_advertise
+    zlistx_t *tags;                //  advertised tags (strings)
+    zhashx_t *meta;                //  advertised metadata
+    uint32_t weight;               //  advertised weight
+    zlistx_t *methods;             //  s_method_t, owned
+    keel_dedupe_t *dedupe;         //  replies by idempotency key
+    uint32_t heartbeat_ms;         //  heartbeat interval
+    keel_client_t *registry;       //  client to the registry
+    bool registered;               //  registry acknowledged us
+    bool registering;              //  a register request is in flight
+    zloop_t *loop;                 //  loop driving us (attached or own)
+    int timer_id;                  //  heartbeat timer, -1 = none
+    bool stopping;                 //  keel_service_stop was called
+    bool replaying;                //  answering from the dedupe
+    keel_service_stats_t stats;    //  counters
     keel_ratelimit_t log_registry; //  registry trouble
 };
 
@@ -53,7 +53,7 @@ keel_service_new (const char *service, const char *instance_id)
 {
     if (!service || !*service || !instance_id || !*instance_id)
         return NULL;
-    keel_service_t *self = (keel_service_t *) calloc (1, sizeof (*self));
+    keel_service_t *self = (keel_service_t *)calloc (1, sizeof (*self));
     if (!self)
         return NULL;
     self->name = strdup (service);
@@ -65,15 +65,15 @@ keel_service_new (const char *service, const char *instance_id)
     self->dedupe = keel_dedupe_new (10000, 16 * 1024 * 1024, 600000);
     self->weight = 1;
     self->timer_id = -1;
-    if (!self->name || !self->instance_id || !self->server || !self->tags
-        || !self->meta || !self->methods || !self->dedupe) {
+    if (!self->name || !self->instance_id || !self->server || !self->tags ||
+        !self->meta || !self->methods || !self->dedupe) {
         keel_service_destroy (&self);
         return NULL;
     }
-    zlistx_set_duplicator (self->tags, (zlistx_duplicator_fn *) strdup);
-    zlistx_set_destructor (self->tags, (zlistx_destructor_fn *) zstr_free);
+    zlistx_set_duplicator (self->tags, (zlistx_duplicator_fn *)strdup);
+    zlistx_set_destructor (self->tags, (zlistx_destructor_fn *)zstr_free);
     zlistx_set_destructor (self->methods, s_method_free);
-    zhashx_set_destructor (self->meta, (zhashx_destructor_fn *) zstr_free);
+    zhashx_set_destructor (self->meta, (zhashx_destructor_fn *)zstr_free);
     keel_server_set_reply_hook (self->server, s_on_reply, self);
     return self;
 }
@@ -135,7 +135,8 @@ keel_service_bind (keel_service_t *self, const char *endpoint)
         return -1;
     const char *bound = keel_server_endpoint (self->server);
     bool is_tcp = strncmp (bound, "tcp://", 6) == 0;
-    bool had_tcp = self->advertise && strncmp (self->advertise, "tcp://", 6) == 0;
+    bool had_tcp =
+        self->advertise && strncmp (self->advertise, "tcp://", 6) == 0;
     if (!self->advertise_fixed && (!self->advertise || (is_tcp && !had_tcp))) {
         free (self->advertise);
         self->advertise = strdup (bound);
@@ -178,12 +179,11 @@ keel_service_stats (keel_service_t *self)
 void
 keel_service_add_tag (keel_service_t *self, const char *tag)
 {
-    zlistx_add_end (self->tags, (void *) tag);
+    zlistx_add_end (self->tags, (void *)tag);
 }
 
 void
-keel_service_set_meta (keel_service_t *self, const char *key,
-                       const char *value)
+keel_service_set_meta (keel_service_t *self, const char *key, const char *value)
 {
     zhashx_update (self->meta, key, strdup (value));
 }
@@ -221,7 +221,7 @@ s_dedupe_key (const Keel__Envelope *env)
 static int
 s_dispatch (keel_server_t *server, keel_request_t *request, void *arg)
 {
-    s_method_t *method = (s_method_t *) arg;
+    s_method_t *method = (s_method_t *)arg;
     keel_service_t *self = method->service;
     char *key = s_dedupe_key (keel_request_envelope (request));
     if (key) {
@@ -247,10 +247,10 @@ static void
 s_on_reply (keel_server_t *server, const keel_request_t *request, int code,
             const char *text, const uint8_t *data, size_t size, void *arg)
 {
-    (void) server;
-    keel_service_t *self = (keel_service_t *) arg;
-    if (self->replaying || code == KEEL_ERR_UNAVAILABLE || code == KEEL_ERR_TIMEOUT
-        || code == KEEL_ERR_INTERNAL)
+    (void)server;
+    keel_service_t *self = (keel_service_t *)arg;
+    if (self->replaying || code == KEEL_ERR_UNAVAILABLE ||
+        code == KEEL_ERR_TIMEOUT || code == KEEL_ERR_INTERNAL)
         return;
     char *key = s_dedupe_key (keel_request_envelope (request));
     if (key) {
@@ -266,7 +266,7 @@ keel_service_on (keel_service_t *self, const char *method, keel_handler_fn *fn,
 {
     if (!keel_codec_type_ok (method))
         return -1;
-    s_method_t *entry = (s_method_t *) calloc (1, sizeof (s_method_t));
+    s_method_t *entry = (s_method_t *)calloc (1, sizeof (s_method_t));
     if (!entry)
         return -1;
     entry->service = self;
@@ -283,8 +283,8 @@ int
 keel_service_set_registry (keel_service_t *self, const char *endpoint,
                            uint32_t heartbeat_ms)
 {
-    keel_client_t *client = keel_client_new (self->instance_id, endpoint,
-                                             "registry");
+    keel_client_t *client =
+        keel_client_new (self->instance_id, endpoint, "registry");
     if (!client)
         return -1;
     keel_client_destroy (&self->registry);
@@ -297,14 +297,13 @@ keel_service_set_registry (keel_service_t *self, const char *endpoint,
 static void
 s_registered (keel_client_t *client, const keel_reply_t *reply, void *arg)
 {
-    (void) client;
-    keel_service_t *self = (keel_service_t *) arg;
+    (void)client;
+    keel_service_t *self = (keel_service_t *)arg;
     self->registering = false;
     if (reply->code == KEEL_OK) {
         self->registered = true;
         self->stats.registered++;
-    }
-    else
+    } else
         keel_log_limited (&self->log_registry, keel_now_ms (),
                           "keel: %s: registration failed: %s (%s)",
                           self->instance_id, keel_errname (reply->code),
@@ -326,24 +325,24 @@ s_register (keel_service_t *self)
     instance.check = &check;
 
     size_t n_tags = zlistx_size (self->tags);
-    char **tags = (char **) calloc (n_tags + 1, sizeof (char *));
+    char **tags = (char **)calloc (n_tags + 1, sizeof (char *));
     size_t n_meta = zhashx_size (self->meta);
     Keel__Instance__MetaEntry *entries =
-        (Keel__Instance__MetaEntry *) calloc (n_meta + 1, sizeof (*entries));
+        (Keel__Instance__MetaEntry *)calloc (n_meta + 1, sizeof (*entries));
     Keel__Instance__MetaEntry **meta =
-        (Keel__Instance__MetaEntry **) calloc (n_meta + 1, sizeof (*meta));
+        (Keel__Instance__MetaEntry **)calloc (n_meta + 1, sizeof (*meta));
     if (tags && entries && meta) {
         size_t i = 0;
-        for (char *tag = (char *) zlistx_first (self->tags); tag;
-             tag = (char *) zlistx_next (self->tags))
+        for (char *tag = (char *)zlistx_first (self->tags); tag;
+             tag = (char *)zlistx_next (self->tags))
             tags[i++] = tag;
         instance.n_tags = n_tags;
         instance.tags = tags;
         i = 0;
-        for (char *value = (char *) zhashx_first (self->meta); value;
-             value = (char *) zhashx_next (self->meta), i++) {
+        for (char *value = (char *)zhashx_first (self->meta); value;
+             value = (char *)zhashx_next (self->meta), i++) {
             keel__instance__meta_entry__init (&entries[i]);
-            entries[i].key = (char *) zhashx_cursor (self->meta);
+            entries[i].key = (char *)zhashx_cursor (self->meta);
             entries[i].value = value;
             meta[i] = &entries[i];
         }
@@ -354,8 +353,8 @@ s_register (keel_service_t *self)
         keel_call_opts_t opts = {.timeout_ms = 2 * self->heartbeat_ms,
                                  .attempt_timeout_ms = self->heartbeat_ms / 2,
                                  .idempotent = true};
-        if (keel_client_request (self->registry, "registry.register",
-                                 &req.base, &opts, s_registered, self)) {
+        if (keel_client_request (self->registry, "registry.register", &req.base,
+                                 &opts, s_registered, self)) {
             self->registering = true;
             self->stats.registrations++;
         }
@@ -368,8 +367,8 @@ s_register (keel_service_t *self)
 static void
 s_heartbeat_done (keel_client_t *client, const keel_reply_t *reply, void *arg)
 {
-    (void) client;
-    keel_service_t *self = (keel_service_t *) arg;
+    (void)client;
+    keel_service_t *self = (keel_service_t *)arg;
     if (reply->code == KEEL_OK)
         return;
     self->stats.heartbeat_failures++;
@@ -377,8 +376,7 @@ s_heartbeat_done (keel_client_t *client, const keel_reply_t *reply, void *arg)
         //  The registry forgot us (restart, expiry): register again now.
         self->registered = false;
         s_register (self);
-    }
-    else
+    } else
         keel_log_limited (&self->log_registry, keel_now_ms (),
                           "keel: %s: heartbeat failed: %s (%s)",
                           self->instance_id, keel_errname (reply->code),
@@ -388,9 +386,9 @@ s_heartbeat_done (keel_client_t *client, const keel_reply_t *reply, void *arg)
 static int
 s_on_tick (zloop_t *loop, int timer_id, void *arg)
 {
-    (void) loop;
-    (void) timer_id;
-    keel_service_t *self = (keel_service_t *) arg;
+    (void)loop;
+    (void)timer_id;
+    keel_service_t *self = (keel_service_t *)arg;
     if (!self->registered) {
         s_register (self);
         return 0;
@@ -411,9 +409,9 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
 static int
 s_on_request (zloop_t *loop, zsock_t *sock, void *arg)
 {
-    (void) loop;
-    (void) sock;
-    keel_service_t *self = (keel_service_t *) arg;
+    (void)loop;
+    (void)sock;
+    keel_service_t *self = (keel_service_t *)arg;
     if (keel_server_dispatch (self->server, 100) == -1)
         return -1;
     return self->stopping ? -1 : 0;
@@ -424,8 +422,7 @@ keel_service_attach (keel_service_t *self, zloop_t *loop)
 {
     assert (!self->loop);
     if (zloop_reader (loop, keel_server_sock (self->server), s_on_request,
-                      self)
-        == -1)
+                      self) == -1)
         return -1;
     self->loop = loop;
     if (self->registry) {

@@ -35,13 +35,11 @@ cli_common_option (cli_t *cli, int argc, char **argv, int *i)
         const char *value = argv[*i + 1];
         if (streq (arg, "--bus")) {
             if (!keel_endpoint_valid (value)) {
-                fprintf (stderr, "keel: --bus: invalid endpoint '%s'\n",
-                         value);
+                fprintf (stderr, "keel: --bus: invalid endpoint '%s'\n", value);
                 return -1;
             }
             cli->bus = value;
-        }
-        else {
+        } else {
             char *end = NULL;
             long ms = strtol (value, &end, 10);
             if (!*value || *end || ms <= 0 || ms > 3600000) {
@@ -51,7 +49,7 @@ cli_common_option (cli_t *cli, int argc, char **argv, int *i)
                          value);
                 return -1;
             }
-            cli->timeout_ms = (uint32_t) ms;
+            cli->timeout_ms = (uint32_t)ms;
         }
         *i += 2;
         return 1;
@@ -104,8 +102,8 @@ cli_call (cli_t *cli, const char *service, const char *type,
                              .attempt_timeout_ms = cli->timeout_ms / 3 + 1,
                              .idempotent = idempotent};
     char *error = NULL;
-    keel_err_t rc = keel_client_call (client, type, payload, &opts,
-                                      reply_desc, reply_p, &error);
+    keel_err_t rc = keel_client_call (client, type, payload, &opts, reply_desc,
+                                      reply_p, &error);
     keel_client_destroy (&client);
     if (rc == KEEL_OK)
         return CLI_OK;
@@ -116,8 +114,7 @@ cli_call (cli_t *cli, const char *service, const char *type,
         printf ("%s\n", text ? text : "{}");
         free (text);
         json_decref (out);
-    }
-    else if (rc == KEEL_ERR_TIMEOUT)
+    } else if (rc == KEEL_ERR_TIMEOUT)
         fprintf (stderr, "keel: no answer from %s within %u ms (%s)\n",
                  cli->bus, cli->timeout_ms, error ? error : "");
     else

@@ -28,8 +28,8 @@ s_node (cli_t *cli, int argc, char **argv)
     for (int i = 1; i < argc;) {
         if (streq (argv[i], "--dev"))
             dev = true, i++;
-        else if ((streq (argv[i], "-c") || streq (argv[i], "--config"))
-                 && i + 1 < argc)
+        else if ((streq (argv[i], "-c") || streq (argv[i], "--config")) &&
+                 i + 1 < argc)
             file = argv[i + 1], i += 2;
         else if (streq (argv[i], "--events") && i + 1 < argc)
             events = argv[i + 1], i += 2;
@@ -57,20 +57,19 @@ s_node (cli_t *cli, int argc, char **argv)
         return cli_usage_error ("node", "give either --dev or -c FILE");
     if (file && (bus || events))
         return cli_usage_error ("node", "--bus/--events go in the config file");
-    if ((bus && !keel_endpoint_valid (bus))
-        || (events && !keel_endpoint_valid (events)))
+    if ((bus && !keel_endpoint_valid (bus)) ||
+        (events && !keel_endpoint_valid (events)))
         return cli_usage_error ("node", "invalid endpoint");
 
     char *error = NULL;
     keel_config_t *config = NULL;
     if (dev) {
-        char *text = keel_node_dev_config (cli_actors,
-                                           bus ? bus : CLI_DEFAULT_BUS,
-                                           events ? events : CLI_DEFAULT_EVENTS);
+        char *text =
+            keel_node_dev_config (cli_actors, bus ? bus : CLI_DEFAULT_BUS,
+                                  events ? events : CLI_DEFAULT_EVENTS);
         config = keel_config_load_string (text, "<dev>", &error);
         zstr_free (&text);
-    }
-    else
+    } else
         config = keel_config_load (file, &error);
     if (!config) {
         fprintf (stderr, "keel: %s\n", error);
@@ -92,12 +91,11 @@ s_node (cli_t *cli, int argc, char **argv)
     keel_config_string (config, "node/name", "keel", &name);
     keel_config_string (config, "node/bus", NULL, &bus_ep);
     keel_config_string (config, "node/events", NULL, &events_ep);
-    printf ("keel node '%s' running (pid %d)\n", name, (int) getpid ());
+    printf ("keel node '%s' running (pid %d)\n", name, (int)getpid ());
     printf ("  bus     %s\n", bus_ep ? bus_ep : "(inproc only)");
     printf ("  events  %s\n", events_ep ? events_ep : "(inproc only)");
     printf ("  actors ");
-    zconfig_t *list =
-        zconfig_locate (keel_config_root (config), "node/actors");
+    zconfig_t *list = zconfig_locate (keel_config_root (config), "node/actors");
     for (zconfig_t *item = list ? zconfig_child (list) : NULL; item;
          item = zconfig_next (item))
         printf (" %s", zconfig_name (item));
@@ -168,7 +166,7 @@ s_ping (cli_t *cli, int argc, char **argv)
     Keel__Pong *pong = NULL;
     int64_t start = zclock_usecs ();
     rc = cli_call (cli, service, "keel.ping", NULL, true,
-                   &keel__pong__descriptor, (ProtobufCMessage **) &pong);
+                   &keel__pong__descriptor, (ProtobufCMessage **)&pong);
     if (rc != CLI_OK)
         return rc;
     double ms = (zclock_usecs () - start) / 1000.0;
@@ -196,7 +194,7 @@ s_info (cli_t *cli, int argc, char **argv)
     }
     Keel__NodeInfo *info = NULL;
     rc = cli_call (cli, NULL, "node.info", NULL, true,
-                   &keel__node_info__descriptor, (ProtobufCMessage **) &info);
+                   &keel__node_info__descriptor, (ProtobufCMessage **)&info);
     if (rc != CLI_OK)
         return rc;
     if (cli->json)
@@ -229,7 +227,7 @@ s_stats (cli_t *cli, int argc, char **argv)
     }
     Keel__Stats *stats = NULL;
     rc = cli_call (cli, service, "keel.stats", NULL, true,
-                   &keel__stats__descriptor, (ProtobufCMessage **) &stats);
+                   &keel__stats__descriptor, (ProtobufCMessage **)&stats);
     if (rc != CLI_OK)
         return rc;
     if (cli->json)
@@ -273,12 +271,12 @@ s_echo (cli_t *cli, int argc, char **argv)
     if (!text)
         return cli_usage_error ("echo", "TEXT is missing");
     Keel__EchoRequest req = KEEL__ECHO_REQUEST__INIT;
-    req.text = (char *) text;
+    req.text = (char *)text;
     req.fail = fail;
     Keel__EchoReply *reply = NULL;
-    int rc = cli_call (cli, "echo", "echo.say", &req.base, false,
-                       &keel__echo_reply__descriptor,
-                       (ProtobufCMessage **) &reply);
+    int rc =
+        cli_call (cli, "echo", "echo.say", &req.base, false,
+                  &keel__echo_reply__descriptor, (ProtobufCMessage **)&reply);
     if (rc != CLI_OK)
         return rc;
     if (cli->json)
@@ -304,19 +302,18 @@ s_print_event (cli_t *cli, const keel_event_t *event, bool first)
     if (cli->json) {
         json_t *out = json_pack ("{s:s, s:s, s:I, s:b}", "type", env->type,
                                  "sender", env->sender, "sequence",
-                                 (json_int_t) env->sequence, "gap", gap);
+                                 (json_int_t)env->sequence, "gap", gap);
         json_t *parsed = body ? json_loads (body, 0, NULL) : NULL;
         if (parsed)
             json_object_set_new (out, "payload", parsed);
         else
             json_object_set_new (out, "payload_bytes",
-                                 json_integer ((json_int_t) env->payload.len));
+                                 json_integer ((json_int_t)env->payload.len));
         char *text = json_dumps (out, JSON_COMPACT | JSON_PRESERVE_ORDER);
         printf ("%s\n", text ? text : "{}");
         free (text);
         json_decref (out);
-    }
-    else
+    } else
         printf ("%-8" PRIu64 " %-20s %-12s %s%s\n", env->sequence, env->type,
                 env->sender, body ? body : "", gap ? "  (missed events)" : "");
     fflush (stdout);
@@ -343,8 +340,7 @@ s_watch (cli_t *cli, int argc, char **argv)
             if (*end || limit <= 0)
                 return cli_usage_error ("watch", "--count wants a number > 0");
             i += 2;
-        }
-        else if (argv[i][0] == '-' && argv[i][1])
+        } else if (argv[i][0] == '-' && argv[i][1])
             return cli_usage_error ("watch", "unknown option '%s'", argv[i]);
         else if (have_prefix)
             return cli_usage_error ("watch", "one PREFIX only");
@@ -359,9 +355,9 @@ s_watch (cli_t *cli, int argc, char **argv)
         return CLI_OK;
     }
     Keel__NodeInfo *info = NULL;
-    int rc = cli_call (cli, NULL, "node.info", NULL, true,
-                       &keel__node_info__descriptor,
-                       (ProtobufCMessage **) &info);
+    int rc =
+        cli_call (cli, NULL, "node.info", NULL, true,
+                  &keel__node_info__descriptor, (ProtobufCMessage **)&info);
     if (rc != CLI_OK)
         return rc;
     if (!*info->events) {
@@ -407,8 +403,9 @@ s_usage (FILE *out)
     fprintf (out, "usage: keel VERB [OPTIONS]\n\nVerbs:\n");
     for (const cli_verb_t *verb = s_verbs; verb->name; verb++)
         fprintf (out, "  %-8s %s\n", verb->name, verb->summary);
-    fprintf (out, "\n%sExit codes: 0 ok, 1 error reply, 2 usage, "
-                  "3 unreachable or timed out.\n'keel VERB --help' for more.\n",
+    fprintf (out,
+             "\n%sExit codes: 0 ok, 1 error reply, 2 usage, "
+             "3 unreachable or timed out.\n'keel VERB --help' for more.\n",
              s_common_help);
     return out == stdout ? CLI_OK : CLI_USAGE;
 }
@@ -423,8 +420,8 @@ main (int argc, char **argv)
     cli.timeout_ms = 3000;
     if (argc < 2)
         return s_usage (stderr);
-    if (streq (argv[1], "-h") || streq (argv[1], "--help")
-        || streq (argv[1], "help"))
+    if (streq (argv[1], "-h") || streq (argv[1], "--help") ||
+        streq (argv[1], "help"))
         return s_usage (stdout);
     if (streq (argv[1], "--version") || streq (argv[1], "version")) {
         printf ("keel 0.1.0\n");

@@ -20,7 +20,7 @@ typedef struct {
 static int
 s_echo (keel_server_t *server, keel_request_t *req, void *arg)
 {
-    (void) arg;
+    (void)arg;
     const Keel__Envelope *env = keel_request_envelope (req);
     keel_server_reply_bytes (server, req, env->payload.data, env->payload.len);
     return KEEL_OK;
@@ -29,16 +29,16 @@ s_echo (keel_server_t *server, keel_request_t *req, void *arg)
 static int
 s_fail (keel_server_t *server, keel_request_t *req, void *arg)
 {
-    (void) server;
-    (void) req;
-    (void) arg;
+    (void)server;
+    (void)req;
+    (void)arg;
     return KEEL_ERR_CONFLICT;
 }
 
 static int
 s_never (keel_server_t *server, keel_request_t *req, void *arg)
 {
-    (void) arg;
+    (void)arg;
     //  Take the request and never answer it.
     keel_request_t *kept = keel_server_defer (server, req);
     keel_request_destroy (&kept);
@@ -48,13 +48,13 @@ s_never (keel_server_t *server, keel_request_t *req, void *arg)
 static int
 s_flaky (keel_server_t *server, keel_request_t *req, void *arg)
 {
-    s_state_t *state = (s_state_t *) arg;
+    s_state_t *state = (s_state_t *)arg;
     char key[32];
     snprintf (key, sizeof key, "%" PRIu64,
               keel_request_envelope (req)->correlation_id);
-    uintptr_t seen = (uintptr_t) zhashx_lookup (state->seen, key) + 1;
-    zhashx_update (state->seen, key, (void *) seen);
-    if ((int) seen <= state->drop_first)
+    uintptr_t seen = (uintptr_t)zhashx_lookup (state->seen, key) + 1;
+    zhashx_update (state->seen, key, (void *)seen);
+    if ((int)seen <= state->drop_first)
         return s_never (server, req, NULL);
     Keel__EchoReply reply = KEEL__ECHO_REPLY__INIT;
     reply.count = seen;
@@ -76,7 +76,7 @@ s_server_actor (zsock_t *pipe, void *args)
     keel_server_on (server, "test.fail", s_fail, NULL);
     keel_server_on (server, "test.never", s_never, NULL);
     keel_server_on (server, "test.flaky", s_flaky, &state);
-    int rc = keel_server_bind (server, (const char *) args);
+    int rc = keel_server_bind (server, (const char *)args);
     zsock_signal (pipe, 0);
     zstr_send (pipe, rc == -1 ? "" : keel_server_endpoint (server));
     zpoller_t *poller = zpoller_new (pipe, keel_server_sock (server), NULL);
@@ -94,8 +94,7 @@ s_server_actor (zsock_t *pipe, void *args)
             free (command);
             if (term)
                 break;
-        }
-        else if (which)
+        } else if (which)
             keel_server_dispatch (server, 100);
     }
     zpoller_destroy (&poller);
@@ -107,7 +106,7 @@ s_server_actor (zsock_t *pipe, void *args)
 static zactor_t *
 s_server_start (const char *endpoint, char **bound_p)
 {
-    zactor_t *actor = zactor_new (s_server_actor, (void *) endpoint);
+    zactor_t *actor = zactor_new (s_server_actor, (void *)endpoint);
     ck_assert_ptr_nonnull (actor);
     char *bound = zstr_recv (actor);
     ck_assert_ptr_nonnull (bound);
@@ -138,9 +137,9 @@ START_TEST (test_round_trip)
     req.text = "hello";
     Keel__EchoRequest *back = NULL;
     char *error = NULL;
-    keel_err_t rc = keel_client_call (
-        client, "test.echo", &req.base, NULL, &keel__echo_request__descriptor,
-        (ProtobufCMessage **) &back, &error);
+    keel_err_t rc = keel_client_call (client, "test.echo", &req.base, NULL,
+                                      &keel__echo_request__descriptor,
+                                      (ProtobufCMessage **)&back, &error);
     ck_assert_int_eq (rc, KEEL_OK);
     ck_assert_ptr_null (error);
     ck_assert_str_eq (back->text, "hello");
@@ -162,7 +161,7 @@ START_TEST (test_round_trip)
     //  Built-ins.
     Keel__Pong *pong = NULL;
     rc = keel_client_call (client, "keel.ping", NULL, NULL,
-                           &keel__pong__descriptor, (ProtobufCMessage **) &pong,
+                           &keel__pong__descriptor, (ProtobufCMessage **)&pong,
                            NULL);
     ck_assert_int_eq (rc, KEEL_OK);
     ck_assert_str_eq (pong->name, "test");
@@ -170,7 +169,7 @@ START_TEST (test_round_trip)
     Keel__Stats *stats = NULL;
     rc = keel_client_call (client, "keel.stats", NULL, NULL,
                            &keel__stats__descriptor,
-                           (ProtobufCMessage **) &stats, NULL);
+                           (ProtobufCMessage **)&stats, NULL);
     ck_assert_int_eq (rc, KEEL_OK);
     ck_assert_int_ge (stats->n_counters, 10);
     ck_assert_str_eq (stats->counters[1]->name, "requests");
@@ -201,8 +200,8 @@ typedef struct {
 static void
 s_count (keel_client_t *client, const keel_reply_t *reply, void *arg)
 {
-    (void) client;
-    s_tally_t *tally = (s_tally_t *) arg;
+    (void)client;
+    s_tally_t *tally = (s_tally_t *)arg;
     tally->done++;
     if (reply->code == KEEL_OK)
         tally->ok++;
@@ -235,9 +234,8 @@ START_TEST (test_many_in_flight)
     for (int i = 0; i < 2000; i++) {
         char text[16];
         snprintf (text, sizeof text, "%d", i);
-        uint64_t id = keel_client_request_bytes (client, "test.echo", text,
-                                                 strlen (text), NULL, s_count,
-                                                 &tally);
+        uint64_t id = keel_client_request_bytes (
+            client, "test.echo", text, strlen (text), NULL, s_count, &tally);
         ck_assert_uint_gt (id, 0);
     }
     ck_assert_uint_eq (keel_client_pending (client), 2000);
@@ -259,8 +257,8 @@ START_TEST (test_deadline)
     keel_call_opts_t opts = {.timeout_ms = 150};
     int64_t start = keel_now_ms ();
     char *error = NULL;
-    keel_err_t rc =
-        keel_client_call (client, "test.never", NULL, &opts, NULL, NULL, &error);
+    keel_err_t rc = keel_client_call (client, "test.never", NULL, &opts, NULL,
+                                      NULL, &error);
     int64_t took = keel_now_ms () - start;
     ck_assert_int_eq (rc, KEEL_ERR_TIMEOUT);
     ck_assert_ptr_nonnull (strstr (error, "150 ms"));
@@ -346,7 +344,7 @@ START_TEST (test_server_restart)
     zactor_t *restarted = NULL;
     for (int i = 0; i < 100 && !restarted; i++) {
         keel_client_process (client);
-        restarted = zactor_new (s_server_actor, (void *) bound);
+        restarted = zactor_new (s_server_actor, (void *)bound);
         again = zstr_recv (restarted);
         if (!*again) {
             zactor_destroy (&restarted);
@@ -387,8 +385,7 @@ START_TEST (test_lazy_pirate_reset)
                              .attempt_timeout_ms = 50,
                              .retries = 2,
                              .idempotent = true};
-    keel_client_request (client, "test.never", NULL, &idem, s_count,
-                         &retried);
+    keel_client_request (client, "test.never", NULL, &idem, s_count, &retried);
     s_drive (client, &plain, 1);
     ck_assert_int_eq (plain.codes[KEEL_ERR_UNAVAILABLE], 1);
     ck_assert_uint_ge (keel_client_stats (client)->resets, 1);
@@ -458,7 +455,7 @@ START_TEST (test_bad_input)
     //  tcp: ZMQ_MAXMSGSIZE drops the connection, so no answer there).
     if (_i == 0) {
         size_t size = 100 * 1024;
-        char *big = (char *) calloc (1, size);
+        char *big = (char *)calloc (1, size);
         env = s_raw_exchange (dealer, big, size);
         ck_assert_int_eq (env->error_code, KEEL_ERR_TOO_LARGE);
         keel__envelope__free_unpacked (env, NULL);
@@ -515,9 +512,9 @@ START_TEST (test_client_limits)
                                                   &tally),
                        0);
     ck_assert_int_eq (errno, EMSGSIZE);
-    ck_assert_uint_eq (keel_client_request (client, "bad type", NULL, NULL,
-                                            s_count, &tally),
-                       0);
+    ck_assert_uint_eq (
+        keel_client_request (client, "bad type", NULL, NULL, s_count, &tally),
+        0);
     ck_assert_int_eq (errno, EINVAL);
     ck_assert_int_eq (tally.done, 0);
     //  Cancel: no callback.
@@ -571,7 +568,7 @@ START_TEST (test_events)
     //  The filtered event is a gap for this subscriber: it saw base, then
     //  base + 2. A subscriber that filters resyncs per topic via snapshots.
     ck_assert (event->gap);
-    Keel__EchoRequest *got = (Keel__EchoRequest *) keel_codec_payload (
+    Keel__EchoRequest *got = (Keel__EchoRequest *)keel_codec_payload (
         event->envelope, &keel__echo_request__descriptor, NULL);
     ck_assert_str_eq (got->text, "one");
     protobuf_c_message_free_unpacked (&got->base, NULL);

@@ -1154,8 +1154,8 @@ START_TEST (test_nul_in_string)
             Keel__Envelope *out = NULL;
             const char *why = NULL;
             ck_assert_msg (keel_codec_decode (data, zframe_size (frame), 0,
-                                              allocs[a], &out, &why, NULL)
-                               == KEEL_ERR_BAD_REQUEST,
+                                              allocs[a], &out, &why,
+                                              NULL) == KEEL_ERR_BAD_REQUEST,
                            "field %s allocator %d", fields[f], a);
             ck_assert_ptr_null (out);
             ck_assert_ptr_nonnull (why);

@@ -23,7 +23,7 @@ static char *
 s_config_text (int transport, char **node_p)
 {
     static int counter = 0;
-    *node_p = zsys_sprintf ("n%d-%d", (int) getpid (), ++counter);
+    *node_p = zsys_sprintf ("n%d-%d", (int)getpid (), ++counter);
     if (transport == 0)
         return zsys_sprintf ("node\n    name = %s\n    actors\n        echo\n",
                              *node_p);
@@ -59,7 +59,7 @@ START_TEST (test_node_serves)
     Keel__NodeInfo *info = NULL;
     ck_assert_int_eq (keel_client_call (to_node, "node.info", NULL, NULL,
                                         &keel__node_info__descriptor,
-                                        (ProtobufCMessage **) &info, NULL),
+                                        (ProtobufCMessage **)&info, NULL),
                       KEEL_OK);
     ck_assert_str_eq (info->name, node_name);
     ck_assert_uint_eq (info->n_actors, 1);
@@ -82,7 +82,7 @@ START_TEST (test_node_serves)
         Keel__EchoReply *reply = NULL;
         ck_assert_int_eq (keel_client_call (to_echo, "echo.say", &req.base,
                                             NULL, &keel__echo_reply__descriptor,
-                                            (ProtobufCMessage **) &reply, NULL),
+                                            (ProtobufCMessage **)&reply, NULL),
                           KEEL_OK);
         ck_assert_str_eq (reply->text, "hi");
         char *instance = zsys_sprintf ("%s-echo", node_name);
@@ -169,22 +169,37 @@ START_TEST (test_two_processes)
     char *path = testutil_write_temp (text);
     char *bus = zsys_sprintf ("tcp://127.0.0.1:%d", bus_port);
 
-    char *node_argv[] = {KEEL_BIN, "node", "-c", path, NULL};
+    //  Under KEEL_VALGRIND=1 (the valgrind target) the node itself runs in
+    //  memcheck: a leak or error at shutdown fails its exit status.
+    bool memcheck = getenv ("KEEL_VALGRIND") != NULL;
+    char *plain_argv[] = {KEEL_BIN, "node", "-c", path, NULL};
+    char *memcheck_argv[] = {"/usr/bin/valgrind",
+                             "-q",
+                             "--leak-check=full",
+                             "--errors-for-leak-kinds=definite,indirect",
+                             "--error-exitcode=99",
+                             KEEL_BIN,
+                             "node",
+                             "-c",
+                             path,
+                             NULL};
+    int patience = memcheck ? 60000 : 10000;
     int node_out;
-    pid_t node = testutil_spawn (node_argv, &node_out);
-    char *seen = testutil_wait_for (node_out, "running", 10000);
+    pid_t node =
+        testutil_spawn (memcheck ? memcheck_argv : plain_argv, &node_out);
+    char *seen = testutil_wait_for (node_out, "running", patience);
     ck_assert_ptr_nonnull (seen);
     free (seen);
 
     char *output = NULL;
-    char *echo_argv[] = {KEEL_BIN, "echo", "across processes", "--bus", bus,
-                         NULL};
+    char *echo_argv[] = {KEEL_BIN, "echo", "across processes",
+                         "--bus",  bus,    NULL};
     ck_assert_int_eq (testutil_run_cmd (echo_argv, &output), 0);
     ck_assert_ptr_nonnull (strstr (output, "across processes"));
     free (output);
 
-    char *json_argv[] = {KEEL_BIN, "ping", "echo", "--json", "--bus", bus,
-                         NULL};
+    char *json_argv[] = {KEEL_BIN, "ping", "echo", "--json",
+                         "--bus",  bus,    NULL};
     ck_assert_int_eq (testutil_run_cmd (json_argv, &output), 0);
     ck_assert_ptr_nonnull (strstr (output, "\"name\":\"echo\""));
     free (output);
@@ -196,8 +211,8 @@ START_TEST (test_two_processes)
     free (output);
 
     //  watch sees an event published by the other process.
-    char *watch_argv[] = {KEEL_BIN, "watch",  "echo.", "--count", "1",
-                          "--bus",  bus,      "--json", NULL};
+    char *watch_argv[] = {KEEL_BIN, "watch", "echo.",  "--count", "1",
+                          "--bus",  bus,     "--json", NULL};
     int watch_out;
     pid_t watcher = testutil_spawn (watch_argv, &watch_out);
     char *said = NULL;
@@ -212,15 +227,15 @@ START_TEST (test_two_processes)
 
     //  SIGTERM: a clean stop, exit 0.
     kill (node, SIGTERM);
-    seen = testutil_wait_for (node_out, "stopped", 10000);
+    seen = testutil_wait_for (node_out, "stopped", patience);
     ck_assert_ptr_nonnull (seen);
     free (seen);
-    ck_assert_int_eq (testutil_reap (node, 10000), 0);
+    ck_assert_int_eq (testutil_reap (node, patience), 0);
     close (node_out);
 
     //  Now nobody is there: exit 3, quickly.
-    char *ping_argv[] = {KEEL_BIN, "ping", "--bus", bus, "--timeout", "300",
-                         NULL};
+    char *ping_argv[] = {KEEL_BIN,    "ping", "--bus", bus,
+                         "--timeout", "300",  NULL};
     ck_assert_int_eq (testutil_run_cmd (ping_argv, NULL), 3);
 
     unlink (path);
@@ -245,7 +260,7 @@ START_TEST (test_cli_usage)
     //  --help on every verb.
     const char *verbs[] = {"node", "ping", "info", "stats", "echo", "watch"};
     for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
-        char *help[] = {KEEL_BIN, (char *) verbs[i], "--help", NULL};
+        char *help[] = {KEEL_BIN, (char *)verbs[i], "--help", NULL};
         ck_assert_int_eq (testutil_run_cmd (help, &output), 0);
         ck_assert_ptr_nonnull (strstr (output, "usage: keel"));
         free (output);

@@ -2,6 +2,7 @@
     schemas/registry.proto: registration, heartbeats, re-registration after
     the registry forgets or restarts, deregistration, dispatch, dedupe. */
 #include "keel_client.h"
+#include "keel_node.h"
 #include "keel_service.h"
 #include "registry.pb-c.h"
 #include "echo.pb-c.h"
@@ -22,8 +23,8 @@ typedef struct {
 static int
 s_reg_register (keel_server_t *server, keel_request_t *req, void *arg)
 {
-    s_registry_t *reg = (s_registry_t *) arg;
-    Keel__RegisterRequest *r = (Keel__RegisterRequest *) keel_request_payload (
+    s_registry_t *reg = (s_registry_t *)arg;
+    Keel__RegisterRequest *r = (Keel__RegisterRequest *)keel_request_payload (
         req, &keel__register_request__descriptor);
     if (!r || !r->instance || !*r->instance->id)
         return KEEL_ERR_BAD_REQUEST;
@@ -39,8 +40,8 @@ s_reg_register (keel_server_t *server, keel_request_t *req, void *arg)
 static int
 s_reg_heartbeat (keel_server_t *server, keel_request_t *req, void *arg)
 {
-    s_registry_t *reg = (s_registry_t *) arg;
-    Keel__HeartbeatRequest *r = (Keel__HeartbeatRequest *) keel_request_payload (
+    s_registry_t *reg = (s_registry_t *)arg;
+    Keel__HeartbeatRequest *r = (Keel__HeartbeatRequest *)keel_request_payload (
         req, &keel__heartbeat_request__descriptor);
     if (!r)
         return KEEL_ERR_BAD_REQUEST;
@@ -54,9 +55,9 @@ s_reg_heartbeat (keel_server_t *server, keel_request_t *req, void *arg)
 static int
 s_reg_deregister (keel_server_t *server, keel_request_t *req, void *arg)
 {
-    s_registry_t *reg = (s_registry_t *) arg;
+    s_registry_t *reg = (s_registry_t *)arg;
     Keel__DeregisterRequest *r =
-        (Keel__DeregisterRequest *) keel_request_payload (
+        (Keel__DeregisterRequest *)keel_request_payload (
             req, &keel__deregister_request__descriptor);
     if (!r)
         return KEEL_ERR_BAD_REQUEST;
@@ -74,7 +75,7 @@ s_registry_actor (zsock_t *pipe, void *args)
     keel_server_on (server, "registry.register", s_reg_register, &reg);
     keel_server_on (server, "registry.heartbeat", s_reg_heartbeat, &reg);
     keel_server_on (server, "registry.deregister", s_reg_deregister, &reg);
-    int rc = keel_server_bind (server, (const char *) args);
+    int rc = keel_server_bind (server, (const char *)args);
     zsock_signal (pipe, 0);
     zstr_send (pipe, rc == -1 ? "BIND-FAILED" : "READY");
     zpoller_t *poller = zpoller_new (pipe, keel_server_sock (server), NULL);
@@ -89,8 +90,7 @@ s_registry_actor (zsock_t *pipe, void *args)
             free (command);
             if (term)
                 break;
-        }
-        else if (which)
+        } else if (which)
             keel_server_dispatch (server, 100);
     }
     zpoller_destroy (&poller);
@@ -102,7 +102,7 @@ static zactor_t *
 s_registry_start (const char *endpoint)
 {
     for (int i = 0; i < 100; i++) {
-        zactor_t *actor = zactor_new (s_registry_actor, (void *) endpoint);
+        zactor_t *actor = zactor_new (s_registry_actor, (void *)endpoint);
         char *status = zstr_recv (actor);
         bool ready = streq (status, "READY");
         free (status);
@@ -122,7 +122,7 @@ s_expect (zactor_t *registry, const char *prefix, int timeout_ms)
 {
     int64_t deadline = zclock_mono () + timeout_ms;
     while (zclock_mono () < deadline) {
-        zsock_set_rcvtimeo (registry, (int) (deadline - zclock_mono ()) + 1);
+        zsock_set_rcvtimeo (registry, (int)(deadline - zclock_mono ()) + 1);
         char *report = zstr_recv (registry);
         if (!report)
             return NULL;
@@ -145,35 +145,24 @@ typedef struct {
 static int
 s_add (keel_server_t *server, keel_request_t *req, void *arg)
 {
-    s_svc_args_t *args = (s_svc_args_t *) arg;
-    Keel__EchoRequest *r = (Keel__EchoRequest *) keel_request_payload (
+    s_svc_args_t *args = (s_svc_args_t *)arg;
+    Keel__EchoRequest *r = (Keel__EchoRequest *)keel_request_payload (
         req, &keel__echo_request__descriptor);
     if (!r)
         return KEEL_ERR_BAD_REQUEST;
     if (r->fail)
         return KEEL_ERR_CONFLICT; //  a business error: remembered too
     Keel__EchoReply reply = KEEL__ECHO_REPLY__INIT;
-    reply.count = (uint64_t) ++args->adds;
+    reply.count = (uint64_t)++args->adds;
     reply.text = r->text;
     keel_server_reply (server, req, &reply.base);
     return KEEL_OK;
 }
 
-static int
-s_on_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
-{
-    (void) loop;
-    (void) arg;
-    char *command = zstr_recv (pipe);
-    bool term = !command || streq (command, "$TERM");
-    free (command);
-    return term ? -1 : 0;
-}
-
 static void
 s_service_actor (zsock_t *pipe, void *args)
 {
-    s_svc_args_t *svc_args = (s_svc_args_t *) args;
+    s_svc_args_t *svc_args = (s_svc_args_t *)args;
     keel_service_t *svc = keel_service_new ("svc", "svc-1");
     keel_service_on (svc, "svc.add", s_add, svc_args);
     keel_service_add_tag (svc, "blue");
@@ -183,7 +172,7 @@ s_service_actor (zsock_t *pipe, void *args)
         keel_service_set_registry (svc, svc_args->registry, 100);
     zloop_t *loop = zloop_new ();
     keel_service_attach (svc, loop);
-    zloop_reader (loop, pipe, s_on_pipe, NULL);
+    zloop_reader (loop, pipe, keel_actor_on_pipe, NULL);
     zloop_set_nonstop (loop, true);
     zsock_signal (pipe, 0);
     zloop_start (loop);
@@ -269,7 +258,7 @@ s_add_call (keel_client_t *client, const char *key, bool fail,
     Keel__EchoReply *reply = NULL;
     keel_err_t rc = keel_client_call (client, "svc.add", &req.base, &opts,
                                       &keel__echo_reply__descriptor,
-                                      (ProtobufCMessage **) &reply, NULL);
+                                      (ProtobufCMessage **)&reply, NULL);
     if (reply) {
         *count_p = reply->count;
         protobuf_c_message_free_unpacked (&reply->base, NULL);
@@ -337,7 +326,7 @@ START_TEST (test_example_process)
     Keel__EchoReply *reply = NULL;
     ck_assert_int_eq (keel_client_call (client, "greeter.hello", &req.base,
                                         NULL, &keel__echo_reply__descriptor,
-                                        (ProtobufCMessage **) &reply, NULL),
+                                        (ProtobufCMessage **)&reply, NULL),
                       KEEL_OK);
     ck_assert_str_eq (reply->text, "hello, keel");
     protobuf_c_message_free_unpacked (&reply->base, NULL);

@@ -22,8 +22,7 @@ char *
 testutil_inproc (const char *tag)
 {
     static int counter = 0;
-    return zsys_sprintf ("inproc://t-%d-%d-%s", (int) getpid (), ++counter,
-                         tag);
+    return zsys_sprintf ("inproc://t-%d-%d-%s", (int)getpid (), ++counter, tag);
 }
 
 int
@@ -35,9 +34,9 @@ testutil_free_port (void)
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
     addr.sin_port = 0;
-    ck_assert_int_eq (bind (fd, (struct sockaddr *) &addr, sizeof addr), 0);
+    ck_assert_int_eq (bind (fd, (struct sockaddr *)&addr, sizeof addr), 0);
     socklen_t len = sizeof addr;
-    ck_assert_int_eq (getsockname (fd, (struct sockaddr *) &addr, &len), 0);
+    ck_assert_int_eq (getsockname (fd, (struct sockaddr *)&addr, &len), 0);
     close (fd);
     return ntohs (addr.sin_port);
 }
@@ -49,7 +48,7 @@ testutil_write_temp (const char *text)
     int fd = mkstemp (path);
     ck_assert_int_ge (fd, 0);
     size_t len = strlen (text);
-    ck_assert_int_eq ((int) write (fd, text, len), (int) len);
+    ck_assert_int_eq ((int)write (fd, text, len), (int)len);
     close (fd);
     return path;
 }
@@ -78,23 +77,22 @@ char *
 testutil_wait_for (int fd, const char *needle, int timeout_ms)
 {
     size_t size = 0, cap = 4096;
-    char *text = (char *) calloc (1, cap);
+    char *text = (char *)calloc (1, cap);
     int64_t deadline = zclock_mono () + timeout_ms;
     while (!strstr (text, needle)) {
         int64_t left = deadline - zclock_mono ();
         if (left <= 0) {
             if (timeout_ms >= 1000) //  short waits are expected to miss
-                fprintf (stderr, "testutil: no '%s' in:\n%s\n", needle,
-                         text);
+                fprintf (stderr, "testutil: no '%s' in:\n%s\n", needle, text);
             free (text);
             return NULL;
         }
         zmq_pollitem_t item = {NULL, fd, ZMQ_POLLIN, 0};
-        if (zmq_poll (&item, 1, (long) left) <= 0)
+        if (zmq_poll (&item, 1, (long)left) <= 0)
             continue;
         if (size + 1024 >= cap) {
             cap *= 2;
-            text = (char *) realloc (text, cap);
+            text = (char *)realloc (text, cap);
         }
         ssize_t n = read (fd, text + size, cap - size - 1);
         if (n <= 0) {
@@ -103,7 +101,7 @@ testutil_wait_for (int fd, const char *needle, int timeout_ms)
             free (text);
             return NULL;
         }
-        size += (size_t) n;
+        size += (size_t)n;
         text[size] = 0;
     }
     return text;
@@ -134,7 +132,7 @@ testutil_run_cmd (char *const argv[], char **output_p)
     int fd;
     pid_t pid = testutil_spawn (argv, &fd);
     size_t size = 0, cap = 4096;
-    char *text = (char *) calloc (1, cap);
+    char *text = (char *)calloc (1, cap);
     int64_t deadline = zclock_mono () + 20000;
     while (zclock_mono () < deadline) {
         zmq_pollitem_t item = {NULL, fd, ZMQ_POLLIN, 0};
@@ -142,12 +140,12 @@ testutil_run_cmd (char *const argv[], char **output_p)
             continue;
         if (size + 1024 >= cap) {
             cap *= 2;
-            text = (char *) realloc (text, cap);
+            text = (char *)realloc (text, cap);
         }
         ssize_t n = read (fd, text + size, cap - size - 1);
         if (n <= 0)
             break;
-        size += (size_t) n;
+        size += (size_t)n;
         text[size] = 0;
     }
     close (fd);

@@ -14,8 +14,8 @@ typedef struct {
 static int
 s_say (keel_server_t *server, keel_request_t *request, void *arg)
 {
-    s_echo_t *echo = (s_echo_t *) arg;
-    Keel__EchoRequest *req = (Keel__EchoRequest *) keel_request_payload (
+    s_echo_t *echo = (s_echo_t *)arg;
+    Keel__EchoRequest *req = (Keel__EchoRequest *)keel_request_payload (
         request, &keel__echo_request__descriptor);
     if (!req)
         return KEEL_ERR_BAD_REQUEST;
@@ -26,47 +26,35 @@ s_say (keel_server_t *server, keel_request_t *request, void *arg)
     }
     Keel__EchoReply reply = KEEL__ECHO_REPLY__INIT;
     reply.text = req->text;
-    reply.instance = (char *) echo->instance;
+    reply.instance = (char *)echo->instance;
     reply.count = ++echo->count;
     keel_server_reply (server, request, &reply.base);
     keel_publisher_publish (echo->publisher, "echo.said", &reply.base);
     return KEEL_OK;
 }
 
-static int
-s_on_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
-{
-    (void) loop;
-    (void) arg;
-    char *command = zstr_recv (pipe);
-    bool term = !command || streq (command, "$TERM");
-    zstr_free (&command);
-    return term ? -1 : 0;
-}
-
 void
 keel_echo_actor (zsock_t *pipe, void *args)
 {
-    keel_actor_args_t *actor = (keel_actor_args_t *) args;
+    keel_actor_args_t *actor = (keel_actor_args_t *)args;
     static const char *keys[] = {"bind", "instance", NULL};
     char *default_id = zsys_sprintf ("%s-%s", actor->node, actor->name);
     s_echo_t echo = {default_id, 0, keel_publisher_new (actor->name)};
     keel_service_t *service = NULL;
     zloop_t *loop = zloop_new ();
     const char *error = NULL;
-    const char *registry = keel_directory_endpoint (actor->directory,
-                                                    "registry");
-    if (keel_config_check_keys (actor->config, actor->name, keys) == -1
-        || keel_config_string (actor->config, "echo/instance", default_id,
-                               &echo.instance)
-               == -1)
+    const char *registry =
+        keel_directory_endpoint (actor->directory, "registry");
+    if (keel_config_check_keys (actor->config, actor->name, keys) == -1 ||
+        keel_config_string (actor->config, "echo/instance", default_id,
+                            &echo.instance) == -1)
         error = keel_config_error (actor->config);
-    else if (!echo.publisher || !loop
-             || !(service = keel_service_new (actor->name, echo.instance)))
+    else if (!echo.publisher || !loop ||
+             !(service = keel_service_new (actor->name, echo.instance)))
         error = "out of memory";
-    else if (keel_service_bind (service, actor->endpoint) == -1
-             || (actor->bind && keel_service_bind (service, actor->bind) == -1)
-             || keel_publisher_bind (echo.publisher, actor->events) == -1)
+    else if (keel_service_bind (service, actor->endpoint) == -1 ||
+             (actor->bind && keel_service_bind (service, actor->bind) == -1) ||
+             keel_publisher_bind (echo.publisher, actor->events) == -1)
         error = "cannot bind its endpoints";
     else {
         keel_server_set_max_msg_size (keel_service_server (service),
@@ -79,7 +67,7 @@ keel_echo_actor (zsock_t *pipe, void *args)
     }
     keel_actor_ready (pipe, error);
     if (!error) {
-        zloop_reader (loop, pipe, s_on_pipe, NULL);
+        zloop_reader (loop, pipe, keel_actor_on_pipe, NULL);
         zloop_set_nonstop (loop, true);
         zloop_start (loop);
     }

@@ -18,9 +18,9 @@
 static int
 s_hello (keel_server_t *server, keel_request_t *request, void *arg)
 {
-    uint64_t *count = (uint64_t *) arg;
+    uint64_t *count = (uint64_t *)arg;
     //  The payload lives as long as the request: no free.
-    Keel__EchoRequest *req = (Keel__EchoRequest *) keel_request_payload (
+    Keel__EchoRequest *req = (Keel__EchoRequest *)keel_request_payload (
         request, &keel__echo_request__descriptor);
     if (!req)
         return KEEL_ERR_BAD_REQUEST; //  the SDK answers with this code
