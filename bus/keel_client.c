@@ -10,6 +10,7 @@
     timeout, the end of its backoff wait, or its deadline.
 */
 #include "keel_client.h"
+#include "keel_directory.h"
 
 #include <errno.h>
 #include <string.h>
@@ -286,6 +287,18 @@ keel_client_new (const char *sender, const char *endpoint, const char *service)
     zhashx_set_key_duplicator (self->pending, NULL);
     zhashx_set_key_destructor (self->pending, NULL);
     return self;
+}
+
+keel_client_t *
+keel_client_new_named (const char *sender, keel_directory_t *directory,
+                       const char *service)
+{
+    const char *endpoint = keel_directory_endpoint (directory, service);
+    if (!endpoint) {
+        errno = ENOENT;
+        return NULL;
+    }
+    return keel_client_new (sender, endpoint, service);
 }
 
 void

@@ -87,6 +87,14 @@ typedef struct {
 keel_client_t *keel_client_new (const char *sender, const char *endpoint,
                                 const char *service);
 
+//  Create a client for the name `service` as the directory maps it (the
+//  transport is whatever the directory says). Returns NULL with errno ENOENT
+//  when the directory does not know the name, or as keel_client_new.
+typedef struct _keel_directory_t keel_directory_t;
+keel_client_t *keel_client_new_named (const char *sender,
+                                      keel_directory_t *directory,
+                                      const char *service);
+
 //  Destroy a client; nulls *self_p. Pending requests are dropped without
 //  their callbacks.
 void keel_client_destroy (keel_client_t **self_p);

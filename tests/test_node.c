@@ -9,6 +9,7 @@
 #include "node.pb-c.h"
 #include "testutil.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
@@ -72,7 +73,17 @@ START_TEST (test_node_serves)
     keel_subscriber_subscribe (sub, "echo.");
 
     //  A request relayed through the front door to the echo actor.
-    keel_client_t *to_echo = keel_client_new ("tester", bus_ep, "echo");
+    //  Reached by name: the directory says where "echo" is, whatever the
+    //  transport.
+    keel_directory_t *directory = keel_directory_new ();
+    ck_assert_int_eq (keel_directory_set (directory, "echo", bus_ep, events_ep),
+                      0);
+    keel_client_t *to_echo =
+        keel_client_new_named ("tester", directory, "echo");
+    ck_assert_ptr_nonnull (to_echo);
+    ck_assert_ptr_null (keel_client_new_named ("tester", directory, "nope"));
+    ck_assert_int_eq (errno, ENOENT);
+    keel_directory_destroy (&directory);
     Keel__EchoRequest req = KEEL__ECHO_REQUEST__INIT;
     req.text = "hi";
     const keel_event_t *event = NULL;
