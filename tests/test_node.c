@@ -180,9 +180,9 @@ START_TEST (test_two_processes)
     char *path = testutil_write_temp (text);
     char *bus = zsys_sprintf ("tcp://127.0.0.1:%d", bus_port);
 
-    //  Under KEEL_VALGRIND=1 (the valgrind target) the node itself runs in
+    //  Under KEEL_TEST_MEMCHECK=1 (the valgrind target) the node itself runs in
     //  memcheck: a leak or error at shutdown fails its exit status.
-    bool memcheck = getenv ("KEEL_VALGRIND") != NULL;
+    bool memcheck = getenv ("KEEL_TEST_MEMCHECK") != NULL;
     char *plain_argv[] = {KEEL_BIN, "node", "-c", path, NULL};
     char *memcheck_argv[] = {"/usr/bin/valgrind",
                              "-q",
