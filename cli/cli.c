@@ -3,12 +3,16 @@
 #include "keel_json.h"
 #include "echo.pb-c.h"
 #include "echo_actor.h"
+#include "registry_actor.h"
+#include "registry.pb-c.h"
 #include "node.pb-c.h"
 
 #include <stdarg.h>
 #include <string.h>
 
 const keel_actor_def_t cli_actors[] = {
+    {"registry", keel_registry_actor,
+     "service registry: registration, discovery, health, watch"},
     {"echo", keel_echo_actor, "demo service: echo.say, echo.said events"},
     {NULL, NULL, NULL},
 };
@@ -136,6 +140,10 @@ cli_payload_type (const char *type)
         {"keel.ping", &keel__pong__descriptor},
         {"keel.stats", &keel__stats__descriptor},
         {"node.info", &keel__node_info__descriptor},
+        {"registry.registered", &keel__registry_event__descriptor},
+        {"registry.updated", &keel__registry_event__descriptor},
+        {"registry.deregistered", &keel__registry_event__descriptor},
+        {"registry.health", &keel__registry_event__descriptor},
     };
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
         if (streq (known[i].type, type))

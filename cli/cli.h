@@ -32,6 +32,9 @@ typedef struct {
     const char *summary;
 } cli_verb_t;
 
+//  `keel registry ...` (cli/registry.c).
+int cli_registry (cli_t *cli, int argc, char **argv);
+
 //  The actors `keel node` can run ({NULL}-terminated).
 extern const keel_actor_def_t cli_actors[];
 

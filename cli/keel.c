@@ -393,6 +393,7 @@ static const cli_verb_t s_verbs[] = {
     {"info", s_info, "what the node runs and where"},
     {"stats", s_stats, "request counters of the node or a service"},
     {"echo", s_echo, "call the echo demo service"},
+    {"registry", cli_registry, "register, list, watch service instances"},
     {"watch", s_watch, "print events as they arrive"},
     {NULL, NULL, NULL},
 };
