@@ -106,8 +106,9 @@ keel_service_destroy (keel_service_t **self_p)
     keel_service_t *self = *self_p;
     if (!self)
         return;
-    if (self->registry && self->registered) {
-        //  Best effort; the registry's TTL covers a lost goodbye.
+    if (self->registry && (self->registered || self->registering)) {
+        //  Best effort (a registration in flight may have been applied);
+        //  the registry's TTL covers a lost goodbye.
         Keel__DeregisterRequest req = KEEL__DEREGISTER_REQUEST__INIT;
         req.id = self->instance_id;
         keel_client_notify (self->registry, "registry.deregister", &req.base,
