@@ -156,3 +156,9 @@ testutil_run_cmd (char *const argv[], char **output_p)
         free (text);
     return status;
 }
+
+int
+testutil_slack (int ms)
+{
+    return getenv ("KEEL_TEST_MEMCHECK") ? ms * 10 : ms;
+}

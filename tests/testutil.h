@@ -38,3 +38,7 @@ int testutil_reap (pid_t pid, int timeout_ms);
 //  Run `argv` to completion (bounded: 20 s) and return its exit status;
 //  *output_p (if not NULL) gets stdout+stderr (caller frees).
 int testutil_run_cmd (char *const argv[], char **output_p);
+
+//  Slack for a timing assertion: `ms` normally, ten times that under
+//  valgrind (KEEL_TEST_MEMCHECK set by the valgrind target).
+int testutil_slack (int ms);
