@@ -389,6 +389,158 @@ START_TEST (test_kill_nine)
 }
 END_TEST
 
+//  An active bus ping: the registry pings the instance's endpoint over the
+//  bus; a live keel server passes, a dead endpoint goes critical.
+START_TEST (test_bus_ping)
+{
+    s_node_t n = {0};
+    s_node_start (&n, _i, NULL);
+    Keel__HealthCheck ping = KEEL__HEALTH_CHECK__INIT;
+    ping.bus_ping = true;
+    ping.interval_ms = 50;
+    //  The node's own front door answers keel.ping for service "registry".
+    ck_assert_int_eq (
+        s_register (&n, "live-1", "registry", n.bus, NULL, &ping, NULL),
+        KEEL_OK);
+    char *dead = zsys_sprintf ("tcp://127.0.0.1:%d", testutil_free_port ());
+    ck_assert_int_eq (
+        s_register (&n, "dead-1", "dead", dead, NULL, &ping, NULL), KEEL_OK);
+    keel_subscriber_t *sub = keel_subscriber_new ();
+    keel_subscriber_connect (sub, n.events);
+    keel_subscriber_subscribe (sub, "registry.health");
+    bool settled = false;
+    for (int i = 0; i < 100 && !settled; i++) {
+        settled = s_count (&n, "registry", false) == 1 &&
+                  s_count (&n, "dead", true) == 1 &&
+                  s_count (&n, "dead", false) == 0;
+        if (!settled)
+            keel_subscriber_recv (sub, 100);
+    }
+    ck_assert (settled);
+    Keel__GetRequest get = KEEL__GET_REQUEST__INIT;
+    get.id = "live-1";
+    Keel__Instance *instance = NULL;
+    ck_assert_int_eq (keel_client_call (n.client, "registry.get", &get.base,
+                                        NULL, &keel__instance__descriptor,
+                                        (ProtobufCMessage **)&instance, NULL),
+                      KEEL_OK);
+    ck_assert_str_eq (instance->health->output, "pong");
+    ck_assert_uint_gt (instance->health->response_time_us, 0);
+    protobuf_c_message_free_unpacked (&instance->base, NULL);
+    keel_subscriber_destroy (&sub);
+    free (dead);
+    s_node_stop (&n);
+}
+END_TEST
+
+//  A restarted registry learns a live service again within two heartbeat
+//  intervals: the SDK registers again when a heartbeat gets NOT_FOUND.
+START_TEST (test_registry_restart)
+{
+    s_node_t n = {0};
+    s_node_start (&n, 1, NULL);
+    char *svc_ep = zsys_sprintf ("tcp://127.0.0.1:%d", testutil_free_port ());
+    char *argv[] = {KEEL_BUILD_DIR "/example_greeter", svc_ep, n.bus, NULL};
+    int out;
+    pid_t pid = testutil_spawn (argv, &out);
+    char *seen = testutil_wait_for (out, "ready", 5000);
+    ck_assert_ptr_nonnull (seen);
+    free (seen);
+    keel_subscriber_t *sub = keel_subscriber_new ();
+    keel_subscriber_connect (sub, n.events);
+    keel_subscriber_subscribe (sub, "registry.");
+    bool up = false;
+    for (int i = 0; i < 100 && !up; i++) {
+        up = s_count (&n, "greeter", false) == 1;
+        if (!up)
+            keel_subscriber_recv (sub, 50); //  a change, or 50 ms
+    }
+    ck_assert (up);
+    keel_subscriber_destroy (&sub);
+
+    //  Restart the node (and its registry) on the same endpoints: empty.
+    char *bus = strdup (n.bus), *events = strdup (n.events);
+    keel_client_destroy (&n.client);
+    zactor_destroy (&n.node);
+    keel_config_destroy (&n.config);
+    char *text =
+        zsys_sprintf ("node\n    name = %s\n    bus = %s\n"
+                      "    events = %s\n    actors\n        registry\n",
+                      n.name, bus, events);
+    char *error = NULL;
+    n.config = keel_config_load_string (text, "test", &error);
+    ck_assert_ptr_nonnull (n.config);
+    n.args.config = n.config;
+    n.node = zactor_new (keel_node_actor, &n.args);
+    ck_assert_ptr_null (keel_actor_status (n.node));
+    int64_t back = keel_now_ms ();
+    n.client = keel_client_new ("tester", n.bus, "registry");
+    sub = keel_subscriber_new ();
+    keel_subscriber_connect (sub, n.events);
+    keel_subscriber_subscribe (sub, "registry.");
+    up = false;
+    while (!up && keel_now_ms () - back < 5000) {
+        up = s_count (&n, "greeter", false) == 1;
+        if (!up)
+            keel_subscriber_recv (sub, 50); //  a change, or 50 ms
+    }
+    keel_subscriber_destroy (&sub);
+    int64_t took = keel_now_ms () - back;
+    ck_assert (up);
+    ck_assert_msg (took <= 2 * 1000 + testutil_slack (300), "took %d ms",
+                   (int)took);
+    kill (pid, SIGTERM);
+    ck_assert_int_eq (testutil_reap (pid, 5000), 0);
+    close (out);
+    free (text);
+    free (bus);
+    free (events);
+    free (svc_ep);
+    s_node_stop (&n);
+}
+END_TEST
+
+//  The keel registry verbs, as a user types them, against a tcp node.
+START_TEST (test_cli)
+{
+    s_node_t n = {0};
+    s_node_start (&n, 1, NULL);
+    char *output = NULL;
+    char *reg[] = {KEEL_BIN, "registry", "register",   "web",
+                   "--id",   "web-1",    "--endpoint", "http://127.0.0.1:8081",
+                   "--tag",  "blue",     "--meta",     "zone=a",
+                   "--ttl",  "30",       "--bus",      n.bus,
+                   NULL};
+    ck_assert_int_eq (testutil_run_cmd (reg, &output), 0);
+    ck_assert_ptr_nonnull (strstr (output, "registered web-1"));
+    free (output);
+    char *list[] = {KEEL_BIN, "registry", "list",  "web", "--healthy", "--tag",
+                    "blue",   "--json",   "--bus", n.bus, NULL};
+    ck_assert_int_eq (testutil_run_cmd (list, &output), 0);
+    ck_assert_ptr_nonnull (strstr (output, "\"id\":\"web-1\""));
+    ck_assert_ptr_nonnull (strstr (output, "\"zone\":\"a\""));
+    free (output);
+    char *table[] = {KEEL_BIN, "registry", "list", "--bus", n.bus, NULL};
+    ck_assert_int_eq (testutil_run_cmd (table, &output), 0);
+    ck_assert_ptr_nonnull (strstr (output, "passing"));
+    free (output);
+    char *bad[] = {KEEL_BIN,     "registry", "register", "web", "--id", "x",
+                   "--endpoint", "nope://",  "--bus",    n.bus, NULL};
+    ck_assert_int_eq (testutil_run_cmd (bad, &output), 1);
+    ck_assert_ptr_nonnull (strstr (output, "INVALID_ARGUMENT"));
+    free (output);
+    char *usage[] = {KEEL_BIN, "registry", "register", "web", NULL};
+    ck_assert_int_eq (testutil_run_cmd (usage, NULL), 2);
+    char *dereg[] = {KEEL_BIN, "registry", "deregister", "web-1",
+                     "--bus",  n.bus,      NULL};
+    ck_assert_int_eq (testutil_run_cmd (dereg, NULL), 0);
+    ck_assert_int_eq (testutil_run_cmd (dereg, &output), 1);
+    ck_assert_ptr_nonnull (strstr (output, "NOT_FOUND"));
+    free (output);
+    s_node_stop (&n);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -400,6 +552,9 @@ main (void)
     tcase_add_loop_test (tc, test_watch_snapshot, 0, 2);
     tcase_add_loop_test (tc, test_health, 0, 2);
     tcase_add_test (tc, test_kill_nine);
+    tcase_add_loop_test (tc, test_bus_ping, 0, 2);
+    tcase_add_test (tc, test_registry_restart);
+    tcase_add_test (tc, test_cli);
     suite_add_tcase (suite, tc);
     return testutil_run (suite);
 }
