@@ -182,20 +182,29 @@ s_inc (uint32_t n)
     return n == UINT32_MAX ? n : n + 1;
 }
 
-//  Grow *items_p to hold at least `need` elements of `size` bytes.
+//  What an array of `cap` elements grows to so it holds `need`.
+static size_t
+s_grown (size_t cap, size_t need)
+{
+    size_t grown = cap ? cap : 16;
+    while (grown < need)
+        grown *= 2;
+    return grown;
+}
+
+//  Room for `need` pointers in an array of entries.
 static int
-s_reserve (void *items_p, size_t *cap, size_t need, size_t size)
+s_reserve (entry_t ***items_p, size_t *cap, size_t need)
 {
     if (need <= *cap)
         return 0;
-    size_t cap_new = *cap ? *cap : 16;
-    while (cap_new < need)
-        cap_new *= 2;
-    void *items = realloc (*(void **)items_p, cap_new * size);
+    size_t grown = s_grown (*cap, need);
+    entry_t **items =
+        (entry_t **)realloc (*items_p, grown * sizeof (entry_t *));
     if (!items)
         return -1;
-    *(void **)items_p = items;
-    *cap = cap_new;
+    *items_p = items;
+    *cap = grown;
     return 0;
 }
 
@@ -926,7 +935,8 @@ s_service_remove (service_t *service, entry_t *entry)
 //  Events
 
 //  A change to `entry` at `at_ms`: next index, the entry's modify_index, and
-//  the listener told.
+//  the listener told. The listener may read the catalog but not change it
+//  (asserted): tick may be part-way through its work.
 static void
 s_emit (keel_catalog_t *self, const char *type, entry_t *entry,
         const char *reason, Keel__HealthStatus previous, int64_t at_ms)
@@ -979,6 +989,40 @@ s_remove (keel_catalog_t *self, entry_t *entry, const char *reason,
     s_entry_destroy (&entry);
 }
 
+static int
+s_reserve_result (keel_catalog_t *self, size_t need)
+{
+    if (need <= self->result_cap)
+        return 0;
+    size_t grown = s_grown (self->result_cap, need);
+    Keel__Instance **result = (Keel__Instance **)realloc (
+        self->result, grown * sizeof (Keel__Instance *));
+    if (!result)
+        return -1;
+    self->result = result;
+    self->result_cap = grown;
+    return 0;
+}
+
+//  Room for a registration of `entry` (NULL = a new one) under `service`
+//  in every array it may join.
+static int
+s_reserve_for (keel_catalog_t *self, service_t *service, entry_t *entry)
+{
+    size_t total = self->all.size + (entry ? 0 : 1);
+    vec_t *members = &service->entries;
+    if (service != (entry ? entry->service : NULL) &&
+        s_reserve (&members->items, &members->cap, members->size + 1))
+        return -1;
+    for (int w = 0; w < HEAPS; w++)
+        if (s_reserve (&self->heaps[w].items, &self->heaps[w].cap, total))
+            return -1;
+    if (s_reserve (&self->all.items, &self->all.cap, total) ||
+        s_reserve_result (self, total))
+        return -1;
+    return 0;
+}
+
 static entry_t *
 s_lookup (keel_catalog_t *self, const char *id)
 {
@@ -1023,9 +1067,7 @@ keel_catalog_new (const keel_catalog_limits_t *limits)
     self->all.sorted = true;
     self->heaps[HEAP_TICK].which = HEAP_TICK;
     self->heaps[HEAP_CHECK].which = HEAP_CHECK;
-    if (!self->by_id || !self->by_service ||
-        s_reserve (&self->result, &self->result_cap, 16,
-                   sizeof (Keel__Instance *))) {
+    if (!self->by_id || !self->by_service || s_reserve_result (self, 16)) {
         keel_catalog_destroy (&self);
         return NULL;
     }
@@ -1093,20 +1135,9 @@ keel_catalog_register (keel_catalog_t *self, const Keel__Instance *instance,
         return KEEL_ERR_INTERNAL;
     entry_t *fresh = NULL;
     service_t *service = s_service_require (self, copy->service);
-    size_t total = self->all.size + (entry ? 0 : 1);
     if (!service ||
         (!entry && !(fresh = (entry_t *)calloc (1, sizeof (entry_t)))) ||
-        (service != (entry ? entry->service : NULL) &&
-         s_reserve (&service->entries.items, &service->entries.cap,
-                    service->entries.size + 1, sizeof (entry_t *))) ||
-        s_reserve (&self->all.items, &self->all.cap, total,
-                   sizeof (entry_t *)) ||
-        s_reserve (&self->heaps[HEAP_TICK].items, &self->heaps[HEAP_TICK].cap,
-                   total, sizeof (entry_t *)) ||
-        s_reserve (&self->heaps[HEAP_CHECK].items, &self->heaps[HEAP_CHECK].cap,
-                   total, sizeof (entry_t *)) ||
-        s_reserve (&self->result, &self->result_cap, total,
-                   sizeof (Keel__Instance *))) {
+        s_reserve_for (self, service, entry)) {
         keel__instance__free_unpacked (copy, NULL);
         free (fresh);
         if (service)
