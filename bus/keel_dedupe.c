@@ -36,9 +36,9 @@
     chain: colliding keys could make it grow without bound.
 */
 #include "keel_dedupe.h"
+#include "keel_hash.h"
 
 #include <string.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 // ---------------------------------------------------------------------------
@@ -72,8 +72,7 @@ struct _keel_dedupe_t {
     size_t max_bytes;          //  most bytes held
     int64_t ttl_ms;            //  entry lifetime, 0 = no expiry
     size_t bytes;              //  bytes held now
-    uint64_t sip_k0;           //  SipHash key, first half
-    uint64_t sip_k1;           //  SipHash key, second half
+    keel_hash_key_t hash_key;  //  secret key of the hash tables
     keel_dedupe_stats_t stats; //  counters since creation
 };
 
@@ -118,87 +117,19 @@ s_ring_push_back (link_t *ring, link_t *link)
 }
 
 // ---------------------------------------------------------------------------
-//  SipHash-1-3 over a NUL-terminated string (Aumasson & Bernstein, 2012)
-
-#define s_rotl(x, b) (uint64_t) (((x) << (b)) | ((x) >> (64 - (b))))
-
-#define S_SIPROUND                                                             \
-    do {                                                                       \
-        v0 += v1;                                                              \
-        v1 = s_rotl (v1, 13);                                                  \
-        v1 ^= v0;                                                              \
-        v0 = s_rotl (v0, 32);                                                  \
-        v2 += v3;                                                              \
-        v3 = s_rotl (v3, 16);                                                  \
-        v3 ^= v2;                                                              \
-        v0 += v3;                                                              \
-        v3 = s_rotl (v3, 21);                                                  \
-        v3 ^= v0;                                                              \
-        v2 += v1;                                                              \
-        v1 = s_rotl (v1, 17);                                                  \
-        v1 ^= v2;                                                              \
-        v2 = s_rotl (v2, 32);                                                  \
-    } while (0)
-
-static uint64_t
-s_siphash (uint64_t k0, uint64_t k1, const char *str)
-{
-    const unsigned char *in = (const unsigned char *)str;
-    size_t len = strlen (str);
-    uint64_t v0 = k0 ^ 0x736f6d6570736575ULL;
-    uint64_t v1 = k1 ^ 0x646f72616e646f6dULL;
-    uint64_t v2 = k0 ^ 0x6c7967656e657261ULL;
-    uint64_t v3 = k1 ^ 0x7465646279746573ULL;
-
-    size_t whole = len - len % 8;
-    for (size_t at = 0; at < whole; at += 8) {
-        uint64_t m = 0;
-        for (int byte = 7; byte >= 0; byte--)
-            m = (m << 8) | in[at + byte];
-        v3 ^= m;
-        S_SIPROUND;
-        v0 ^= m;
-    }
-    uint64_t last = (uint64_t)len << 56;
-    for (size_t byte = 0; byte < len % 8; byte++)
-        last |= (uint64_t)in[whole + byte] << (8 * byte);
-    v3 ^= last;
-    S_SIPROUND;
-    v0 ^= last;
-
-    v2 ^= 0xff;
-    S_SIPROUND;
-    S_SIPROUND;
-    S_SIPROUND;
-    return v0 ^ v1 ^ v2 ^ v3;
-}
+//  Keyed hashing (keel_hash: libsodium SipHash, random key per table)
 
 static size_t
 s_hkey_hash (const void *key)
 {
     const hkey_t *hkey = (const hkey_t *)key;
-    return (size_t)s_siphash (hkey->owner->sip_k0, hkey->owner->sip_k1,
-                              hkey->str);
+    return (size_t)keel_hash_string (&hkey->owner->hash_key, hkey->str);
 }
 
 static int
 s_hkey_compare (const void *key1, const void *key2)
 {
     return strcmp (((const hkey_t *)key1)->str, ((const hkey_t *)key2)->str);
-}
-
-//  Fill the SipHash key from the kernel; if that fails, fall back to values
-//  that at least differ between processes and dedupes.
-static void
-s_seed (keel_dedupe_t *self)
-{
-    uint64_t keys[2];
-    if (getrandom (keys, sizeof keys, GRND_NONBLOCK) != (ssize_t)sizeof keys) {
-        keys[0] = (uint64_t)(uintptr_t)self ^ (uint64_t)zclock_usecs ();
-        keys[1] = (uint64_t)getpid () * 0x9e3779b97f4a7c15ULL ^ keys[0];
-    }
-    self->sip_k0 = keys[0];
-    self->sip_k1 = keys[1];
 }
 
 // ---------------------------------------------------------------------------
@@ -273,7 +204,7 @@ keel_dedupe_new (size_t capacity, size_t max_bytes, int64_t ttl_ms)
     self->capacity = capacity;
     self->max_bytes = max_bytes;
     self->ttl_ms = ttl_ms;
-    s_seed (self);
+    keel_hash_key_init (&self->hash_key);
     return self;
 }
 

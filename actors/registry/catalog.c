@@ -54,12 +54,12 @@
     instance then costs no timer.
 */
 #include "catalog.h"
+#include "keel_hash.h"
 #include "keel_common.h"
 
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 //  No deadline.
@@ -157,8 +157,7 @@ struct _keel_catalog_t {
     bool in_event;                //  the listener is running
     Keel__Instance **result;      //  discover/list answer; owned array
     size_t result_cap;            //  room in result
-    uint64_t sip_k0;              //  SipHash key, first half
-    uint64_t sip_k1;              //  SipHash key, second half
+    keel_hash_key_t hash_key;     //  secret key of the hash tables
 };
 
 // ---------------------------------------------------------------------------
@@ -232,67 +231,13 @@ s_severity (Keel__HealthStatus status)
 }
 
 // ---------------------------------------------------------------------------
-//  Keyed hashing (SipHash-1-3)
-
-#define s_rotl(x, b) (uint64_t) (((x) << (b)) | ((x) >> (64 - (b))))
-
-#define S_SIPROUND                                                             \
-    do {                                                                       \
-        v0 += v1;                                                              \
-        v1 = s_rotl (v1, 13);                                                  \
-        v1 ^= v0;                                                              \
-        v0 = s_rotl (v0, 32);                                                  \
-        v2 += v3;                                                              \
-        v3 = s_rotl (v3, 16);                                                  \
-        v3 ^= v2;                                                              \
-        v0 += v3;                                                              \
-        v3 = s_rotl (v3, 21);                                                  \
-        v3 ^= v0;                                                              \
-        v2 += v1;                                                              \
-        v1 = s_rotl (v1, 17);                                                  \
-        v1 ^= v2;                                                              \
-        v2 = s_rotl (v2, 32);                                                  \
-    } while (0)
-
-static uint64_t
-s_siphash (uint64_t k0, uint64_t k1, const char *str)
-{
-    const unsigned char *in = (const unsigned char *)str;
-    size_t len = strlen (str);
-    uint64_t v0 = k0 ^ 0x736f6d6570736575ULL;
-    uint64_t v1 = k1 ^ 0x646f72616e646f6dULL;
-    uint64_t v2 = k0 ^ 0x6c7967656e657261ULL;
-    uint64_t v3 = k1 ^ 0x7465646279746573ULL;
-
-    size_t whole = len - len % 8;
-    for (size_t at = 0; at < whole; at += 8) {
-        uint64_t m = 0;
-        for (int byte = 7; byte >= 0; byte--)
-            m = (m << 8) | in[at + byte];
-        v3 ^= m;
-        S_SIPROUND;
-        v0 ^= m;
-    }
-    uint64_t last = (uint64_t)len << 56;
-    for (size_t byte = 0; byte < len % 8; byte++)
-        last |= (uint64_t)in[whole + byte] << (8 * byte);
-    v3 ^= last;
-    S_SIPROUND;
-    v0 ^= last;
-
-    v2 ^= 0xff;
-    S_SIPROUND;
-    S_SIPROUND;
-    S_SIPROUND;
-    return v0 ^ v1 ^ v2 ^ v3;
-}
+//  Keyed hashing (keel_hash: libsodium SipHash, random key per table)
 
 static size_t
 s_hkey_hash (const void *key)
 {
     const hkey_t *hkey = (const hkey_t *)key;
-    return (size_t)s_siphash (hkey->owner->sip_k0, hkey->owner->sip_k1,
-                              hkey->str);
+    return (size_t)keel_hash_string (&hkey->owner->hash_key, hkey->str);
 }
 
 static int
@@ -1052,14 +997,7 @@ keel_catalog_new (const keel_catalog_limits_t *limits)
     if (!(lim->protect_threshold > 0)) //  also NaN
         lim->protect_threshold = 0;
 
-    uint64_t keys[2];
-    if (getrandom (keys, sizeof keys, GRND_NONBLOCK) != (ssize_t)sizeof keys) {
-        //  Values that at least differ between processes and catalogs.
-        keys[0] = (uint64_t)(uintptr_t)self * 0xff51afd7ed558ccdULL;
-        keys[1] = (uint64_t)getpid () * 0x9e3779b97f4a7c15ULL ^ keys[0];
-    }
-    self->sip_k0 = keys[0];
-    self->sip_k1 = keys[1];
+    keel_hash_key_init (&self->hash_key);
 
     self->by_id = s_table_new ();
     self->by_service = s_table_new ();
