@@ -36,7 +36,7 @@
     - Room in the vecs, heaps and result array is reserved before a
       registration commits, so a change never fails half-way.
     - Ids and service names come from clients, so both tables hash with
-      SipHash-1-3 under a per-catalog random key: zhashx's own hash is
+      SipHash-2-4 (libsodium) under a per-catalog random key: zhashx's own hash is
       unkeyed, and zhashx grows its table on every lookup that walks a long
       chain, so colliding names could make it grow without bound.
 
