@@ -317,7 +317,9 @@ s_register (keel_service_t *self)
     if (self->registering || !self->advertise)
         return;
     Keel__HealthCheck check = KEEL__HEALTH_CHECK__INIT;
-    check.ttl_ms = 3 * self->heartbeat_ms;
+    //  Just under three heartbeats: a dead instance is critical within
+    //  three intervals of its last heartbeat, a live one never misses.
+    check.ttl_ms = 3 * self->heartbeat_ms - self->heartbeat_ms / 10;
     Keel__Instance instance = KEEL__INSTANCE__INIT;
     instance.id = self->instance_id;
     instance.service = self->name;

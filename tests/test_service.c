@@ -192,8 +192,8 @@ START_TEST (test_registration)
 
     char *report = s_expect (registry, "REGISTERED", 2000);
     ck_assert_ptr_nonnull (report);
-    //  TTL is three heartbeats; tags and metadata travel.
-    ck_assert_ptr_nonnull (strstr (report, "svc-1 svc ttl=300 tags=1 meta=1"));
+    //  TTL is just under three heartbeats; tags and metadata travel.
+    ck_assert_ptr_nonnull (strstr (report, "svc-1 svc ttl=290 tags=1 meta=1"));
     free (report);
     report = s_expect (registry, "HEARTBEAT svc-1", 1000);
     ck_assert_ptr_nonnull (report);
