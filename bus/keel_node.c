@@ -1,6 +1,5 @@
 /*  keel_node.c - the node runtime. See keel_node.h. */
 #include "keel_node.h"
-#include "keel_client.h"
 #include "keel_server.h"
 #include "node.pb-c.h"
 
@@ -12,16 +11,10 @@ typedef struct {
     char *endpoint;              //  its inproc request endpoint
     char *events;                //  its inproc event endpoint
     zactor_t *actor;             //  the running actor
-    keel_client_t *client;       //  the front door's line to it
+    zsock_t *relay;              //  DEALER: the front door's line to it
 } s_actor_t;
 
 typedef struct _self_t self_t;
-
-typedef struct {
-    self_t *self;            //  owner
-    keel_request_t *request; //  deferred request waiting for the actor
-    void *handle;            //  its place in self->relays
-} s_relay_t;
 
 struct _self_t {
     zsock_t *pipe;                //  to the owner
@@ -38,7 +31,6 @@ struct _self_t {
     zsock_t *xsub;                //  event proxy, actor side
     zsock_t *xpub;                //  event proxy, subscriber side
     char *events_bound;           //  event endpoint, resolved
-    zlistx_t *relays;             //  s_relay_t in flight
     zloop_t *loop;                //  everything runs here
     int64_t started_ms;           //  for uptime
 };
@@ -105,30 +97,11 @@ keel_node_dev_config (const keel_actor_def_t *defs, const char *bus,
 }
 
 // ---------------------------------------------------------------------------
-//  Relaying requests to local actors
-
-static void
-s_relay_destroy (s_relay_t **relay_p)
-{
-    s_relay_t *relay = *relay_p;
-    if (relay) {
-        keel_request_destroy (&relay->request);
-        free (relay);
-        *relay_p = NULL;
-    }
-}
-
-static void
-s_relayed (keel_client_t *client, const keel_reply_t *reply, void *arg)
-{
-    (void)client;
-    s_relay_t *relay = (s_relay_t *)arg;
-    self_t *self = relay->self;
-    keel_server_reply_raw (self->front, relay->request, reply->code,
-                           reply->text, reply->data, reply->size);
-    zlistx_delete (self->relays, relay->handle);
-    s_relay_destroy (&relay);
-}
+//  Relaying requests to local actors: a broker. The request goes on as it
+//  came (routing frames and envelope bytes) over a DEALER to the actor; the
+//  actor's ROUTER answers along the same route, and the reply goes back out
+//  of the front door untouched. The caller's own deadline covers an actor
+//  that never answers.
 
 static s_actor_t *
 s_find_actor (self_t *self, const char *name)
@@ -152,40 +125,27 @@ s_forward (keel_server_t *server, keel_request_t *request, void *arg)
                                  env->service);
         return KEEL_OK;
     }
-    keel_call_opts_t opts = {0};
-    opts.trace_id = env->trace_id;
-    opts.idempotency_key = env->idempotency_key;
-    if (keel_request_oneway (request)) {
-        keel_client_notify_bytes (actor->client, env->type, env->payload.data,
-                                  env->payload.len, &opts);
-        return KEEL_OK;
-    }
-    int64_t deadline = keel_request_deadline (request);
-    if (deadline) {
-        int64_t left = deadline - keel_now_ms ();
-        opts.timeout_ms = left > 1 ? (uint32_t)left : 1;
-    }
-    opts.retries = KEEL_NO_RETRY;
-    s_relay_t *relay = (s_relay_t *)calloc (1, sizeof (s_relay_t));
-    if (!relay)
-        return KEEL_ERR_INTERNAL;
-    relay->self = self;
-    relay->request = keel_server_defer (server, request);
-    if (!relay->request) {
-        free (relay);
-        return KEEL_ERR_INTERNAL;
-    }
-    relay->handle = zlistx_add_end (self->relays, relay);
-    if (!keel_client_request_bytes (actor->client, env->type, env->payload.data,
-                                    env->payload.len, &opts, s_relayed,
-                                    relay)) {
-        keel_server_reply_error (server, relay->request, KEEL_ERR_UNAVAILABLE,
+    if (keel_server_relay (server, request, zsock_resolve (actor->relay)) == -1)
+        keel_server_reply_error (server, request, KEEL_ERR_UNAVAILABLE,
                                  "actor %s is not accepting requests",
                                  env->service);
-        zlistx_delete (self->relays, relay->handle);
-        s_relay_destroy (&relay);
-    }
     return KEEL_OK;
+}
+
+static int
+s_on_relay (zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void)loop;
+    self_t *self = (self_t *)arg;
+    //  Bounded, so one busy actor cannot starve the rest of the loop.
+    for (int i = 0; i < 100; i++) {
+        int rc = keel_server_relay_back (self->front, zsock_resolve (sock));
+        if (rc == -1)
+            return -1;
+        if (rc == 0)
+            break;
+    }
+    return 0;
 }
 
 static int
@@ -285,7 +245,7 @@ s_actor_free (void **item)
 {
     s_actor_t *actor = (s_actor_t *)*item;
     if (actor) {
-        keel_client_destroy (&actor->client);
+        zsock_destroy (&actor->relay);
         zactor_destroy (&actor->actor);
         free (actor->endpoint);
         free (actor->events);
@@ -307,12 +267,6 @@ s_self_destroy (self_t **self_p)
             zlistx_delete (self->actors, zlistx_cursor (self->actors));
         }
     zlistx_destroy (&self->actors);
-    if (self->relays) {
-        for (s_relay_t *relay = (s_relay_t *)zlistx_first (self->relays); relay;
-             relay = (s_relay_t *)zlistx_next (self->relays))
-            s_relay_destroy (&relay);
-        zlistx_destroy (&self->relays);
-    }
     zloop_destroy (&self->loop);
     keel_server_destroy (&self->front);
     zsock_destroy (&self->xsub);
@@ -456,13 +410,14 @@ s_start (self_t *self)
             zstr_free (&error);
             return message;
         }
-        actor->client =
-            keel_client_new (self->name, actor->endpoint, actor->def->name);
-        if (!actor->client)
+        actor->relay = zsock_new (ZMQ_DEALER);
+        if (!actor->relay)
             return strdup ("out of memory");
-        keel_client_set_max_msg_size (actor->client,
-                                      (size_t)self->max_msg_size);
-        keel_client_attach (actor->client, self->loop);
+        keel_codec_socket_setup (actor->relay, (size_t)self->max_msg_size);
+        if (zsock_connect (actor->relay, "%s", actor->endpoint) == -1)
+            return zsys_sprintf ("cannot connect to actor %s",
+                                 actor->def->name);
+        zloop_reader (self->loop, actor->relay, s_on_relay, self);
         zsock_connect (self->xsub, "%s", actor->events);
     }
     zloop_reader (self->loop, self->pipe, keel_actor_on_pipe, NULL);
@@ -486,8 +441,7 @@ keel_node_actor (zsock_t *pipe, void *args)
         self->defs = node_args->defs;
         self->started_ms = keel_now_ms ();
         self->actors = zlistx_new ();
-        self->relays = zlistx_new ();
-        if (!self->actors || !self->relays)
+        if (!self->actors)
             error = strdup ("out of memory");
         else {
             zlistx_set_destructor (self->actors, s_actor_free);

@@ -23,6 +23,8 @@ struct _keel_request_t {
     size_t route_count;                        //  frames in route
     Keel__Envelope *env;                       //  decoded envelope
     keel_arena_t *arena;                       //  where env and payloads live
+    const void *raw;                           //  envelope bytes as received
+    size_t raw_size;                           //  (during the handler only)
     bool owns_arena;                           //  true for deferred copies
     int64_t deadline_ms;                       //  keel_now_ms deadline, or 0
     bool answered;                             //  a reply went out
@@ -293,6 +295,58 @@ keel_server_reply_error (keel_server_t *self, keel_request_t *request,
 }
 
 // ---------------------------------------------------------------------------
+//  Relaying (broker support)
+
+int
+keel_server_relay (keel_server_t *self, keel_request_t *request, void *handle)
+{
+    if (!request->raw || request->answered)
+        return -1;
+    self->stats.forwarded++;
+    for (size_t i = 0; i < request->route_count; i++)
+        if (zmq_send (handle, request->route[i], request->route_len[i],
+                      ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1)
+            return -1; //  the first frame failing sends nothing
+    if (zmq_send (handle, request->raw, request->raw_size, ZMQ_DONTWAIT) == -1)
+        return -1;
+    request->answered = true;
+    return 0;
+}
+
+int
+keel_server_relay_back (keel_server_t *self, void *handle)
+{
+    zmq_msg_t part;
+    zmq_msg_init (&part);
+    if (zmq_msg_recv (&part, handle, ZMQ_DONTWAIT) == -1) {
+        zmq_msg_close (&part);
+        return errno == EAGAIN ? 0 : -1;
+    }
+    bool sending = true;
+    while (true) {
+        bool more = zmq_msg_more (&part);
+        if (sending &&
+            zmq_msg_send (&part, self->handle,
+                          (more ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) == -1) {
+            //  Client gone or queue full: drop the rest of this reply.
+            sending = false;
+            self->stats.send_failed++;
+            keel_log_limited (&self->log_send, keel_now_ms (),
+                              "keel: %s: relayed reply not delivered: %s",
+                              self->name, zmq_strerror (errno));
+        }
+        if (!more)
+            break;
+        if (zmq_msg_recv (&part, handle, 0) == -1)
+            break;
+    }
+    if (sending)
+        self->stats.replies++;
+    zmq_msg_close (&part);
+    return 1;
+}
+
+// ---------------------------------------------------------------------------
 //  Requests
 
 keel_request_t *
@@ -306,6 +360,8 @@ keel_server_defer (keel_server_t *self, keel_request_t *request)
     memcpy (copy, request, sizeof (keel_request_t));
     copy->arena = keel_arena_new ();
     copy->owns_arena = true;
+    copy->raw = NULL; //  the received frame is gone after the handler
+    copy->raw_size = 0;
     copy->env = NULL;
     //  Re-home the envelope in the copy's own arena.
     size_t size = keel__envelope__get_packed_size (request->env);
@@ -395,6 +451,8 @@ static void
 s_handle (keel_server_t *self, keel_request_t *req, const void *data,
           size_t size)
 {
+    req->raw = data;
+    req->raw_size = size;
     const char *why = NULL;
     uint64_t correlation = 0;
     keel_err_t rc = keel_codec_decode (data, size, self->max_msg_size,
@@ -436,7 +494,6 @@ s_handle (keel_server_t *self, keel_request_t *req, const void *data,
 
     if (env->service && *env->service && strcmp (env->service, self->name)) {
         if (self->forward_fn) {
-            self->stats.forwarded++;
             s_invoke (self, req, self->forward_fn, self->forward_arg);
             return;
         }

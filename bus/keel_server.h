@@ -51,7 +51,7 @@ typedef struct {
     uint64_t unknown_type;    //  requests no handler takes
     uint64_t unknown_service; //  requests for a service not served here
     uint64_t wrong_kind;      //  replies or events sent to this server
-    uint64_t forwarded;       //  requests handed to the forwarder
+    uint64_t forwarded;       //  requests relayed to another server
     uint64_t send_failed;     //  replies libzmq could not deliver
 } keel_server_stats_t;
 
@@ -135,6 +135,21 @@ typedef void (keel_reply_hook_fn) (keel_server_t *server,
                                    size_t size, void *arg);
 void keel_server_set_reply_hook (keel_server_t *self, keel_reply_hook_fn *fn,
                                  void *arg);
+
+//  Broker support. Relay `request` exactly as it arrived (routing frames
+//  and envelope bytes, no re-encoding) on `handle`, a libzmq DEALER socket
+//  connected to another keel server; that server's reply arrives on the
+//  DEALER and goes back with keel_server_relay_back. Only inside a handler
+//  or forwarder. Returns 0 (the request counts as answered), or -1 if the
+//  DEALER refused it (nothing sent; the caller should reply an error).
+int keel_server_relay (keel_server_t *self, keel_request_t *request,
+                       void *handle);
+
+//  Read one whole message waiting on the relay DEALER `handle`
+//  ([route...][reply]) and send it out of this server's socket. Returns 1
+//  if a message was passed back, 0 if none was waiting, -1 if the socket
+//  failed. A reply whose client is gone is dropped and counted.
+int keel_server_relay_back (keel_server_t *self, void *handle);
 
 //  Keep a request to answer later (after the handler returned). Returns an
 //  owned copy (destroy with keel_request_destroy after replying), or NULL if
