@@ -461,13 +461,15 @@ START_TEST (test_registry_restart)
 
     //  Restart the node (and its registry) on the same endpoints: empty.
     char *bus = strdup (n.bus), *events = strdup (n.events);
+    //  A new node name: the old inproc names are released asynchronously.
+    char *again = zsys_sprintf ("%s-again", n.name);
     keel_client_destroy (&n.client);
     zactor_destroy (&n.node);
     keel_config_destroy (&n.config);
     char *text =
         zsys_sprintf ("node\n    name = %s\n    bus = %s\n"
                       "    events = %s\n    actors\n        registry\n",
-                      n.name, bus, events);
+                      again, bus, events);
     char *error = NULL;
     n.config = keel_config_load_string (text, "test", &error);
     ck_assert_ptr_nonnull (n.config);
@@ -496,6 +498,7 @@ START_TEST (test_registry_restart)
     free (text);
     free (bus);
     free (events);
+    free (again);
     free (svc_ep);
     s_node_stop (&n);
 }
