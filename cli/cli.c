@@ -4,6 +4,8 @@
 #include "echo.pb-c.h"
 #include "echo_actor.h"
 #include "registry_actor.h"
+#include "breaker_actor.h"
+#include "breaker.pb-c.h"
 #include "registry.pb-c.h"
 #include "node.pb-c.h"
 
@@ -13,6 +15,8 @@
 const keel_actor_def_t cli_actors[] = {
     {"registry", keel_registry_actor,
      "service registry: registration, discovery, health, watch"},
+    {"breaker", keel_breaker_actor,
+     "circuit breakers for the cluster: reports in, transitions out"},
     {"echo", keel_echo_actor, "demo service: echo.say, echo.said events"},
     {NULL, NULL, NULL},
 };
@@ -144,6 +148,7 @@ cli_payload_type (const char *type)
         {"registry.updated", &keel__registry_event__descriptor},
         {"registry.deregistered", &keel__registry_event__descriptor},
         {"registry.health", &keel__registry_event__descriptor},
+        {"breaker.transition", &keel__breaker_transition__descriptor},
     };
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
         if (streq (known[i].type, type))

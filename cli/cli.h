@@ -35,6 +35,9 @@ typedef struct {
 //  `keel registry ...` (cli/registry.c).
 int cli_registry (cli_t *cli, int argc, char **argv);
 
+//  `keel breaker ...` (cli/breaker.c).
+int cli_breaker (cli_t *cli, int argc, char **argv);
+
 //  The actors `keel node` can run ({NULL}-terminated).
 extern const keel_actor_def_t cli_actors[];
 

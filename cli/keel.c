@@ -394,6 +394,7 @@ static const cli_verb_t s_verbs[] = {
     {"stats", s_stats, "request counters of the node or a service"},
     {"echo", s_echo, "call the echo demo service"},
     {"registry", cli_registry, "register, list, watch service instances"},
+    {"breaker", cli_breaker, "list, show, force, reset, watch breakers"},
     {"watch", s_watch, "print events as they arrive"},
     {NULL, NULL, NULL},
 };
