@@ -81,7 +81,6 @@ typedef struct {
 
 struct _keel_breaker_t {
     keel_breaker_state_t state; //  current state
-    keel_window_kind_t kind;    //  config.window
     uint32_t size;              //  config.window_size
     uint32_t min_calls;         //  minimum_calls, capped for COUNT
     uint32_t w_calls;           //  calls in the window
@@ -220,12 +219,12 @@ s_time_advance (keel_breaker_t *self, uint64_t now_us)
 static inline void
 s_window_add (keel_breaker_t *self, unsigned bits, uint64_t now_us)
 {
-    unsigned failed = bits & S_FAILED, slow = bits >> 1;
+    unsigned failed = bits & S_FAILED, slow = (bits & S_SLOW) != 0;
     if (self->ring) {
         if (self->w_calls == self->size) {
             unsigned old = self->ring[self->head];
             self->w_failures -= old & S_FAILED;
-            self->w_slow -= old >> 1;
+            self->w_slow -= (old & S_SLOW) != 0;
         } else
             self->w_calls++;
         self->ring[self->head] = (uint8_t)bits;
@@ -395,15 +394,14 @@ keel_breaker_new (const char *key, const keel_breaker_config_t *config,
         return NULL;
     self->config = *config;
     self->key = strdup (key);
-    self->kind = config->window;
     self->size = config->window_size;
     self->min_calls = config->minimum_calls;
-    if (self->kind == KEEL_WINDOW_COUNT && self->min_calls > self->size)
+    if (config->window == KEEL_WINDOW_COUNT && self->min_calls > self->size)
         self->min_calls = self->size;
     self->slow_call_us = config->slow_call_us;
     self->failure_threshold = config->failure_threshold;
     self->slow_threshold = config->slow_threshold;
-    if (self->kind == KEEL_WINDOW_COUNT)
+    if (config->window == KEEL_WINDOW_COUNT)
         self->ring = (uint8_t *)calloc (self->size, 1);
     else
         self->buckets = (bucket_t *)calloc (self->size, sizeof (bucket_t));
@@ -533,11 +531,11 @@ keel_breaker_record (keel_breaker_t *self, keel_outcome_t outcome,
     self->slow_calls += slow;
     switch (state) {
     case KEEL_BREAKER_CLOSED:
-        s_window_add (self, failed | slow << 1, now_us);
+        s_window_add (self, failed | (slow ? S_SLOW : 0), now_us);
         s_judge_window (self, now_us);
         break;
     case KEEL_BREAKER_METRICS_ONLY:
-        s_window_add (self, failed | slow << 1, now_us);
+        s_window_add (self, failed | (slow ? S_SLOW : 0), now_us);
         break;
     case KEEL_BREAKER_HALF_OPEN:
         if (trial) {
