@@ -310,6 +310,44 @@ START_TEST (test_bad_config)
 }
 END_TEST
 
+//  The keel breaker verbs, as a user types them.
+START_TEST (test_cli)
+{
+    s_node_t n = {0};
+    s_node_start (&n, 1);
+    char *output = NULL;
+    char *open[] = {KEEL_BIN, "breaker", "force-open", "pay",
+                    "--bus",  n.bus,     NULL};
+    ck_assert_int_eq (testutil_run_cmd (open, &output), 0);
+    ck_assert_ptr_nonnull (strstr (output, "pay is now FORCED_OPEN"));
+    free (output);
+    char *list[] = {KEEL_BIN, "breaker", "list", "--bus", n.bus, NULL};
+    ck_assert_int_eq (testutil_run_cmd (list, &output), 0);
+    ck_assert_ptr_nonnull (strstr (output, "FORCED_OPEN"));
+    free (output);
+    char *show[] = {KEEL_BIN, "breaker", "show", "pay",
+                    "--json", "--bus",   n.bus,  NULL};
+    ck_assert_int_eq (testutil_run_cmd (show, &output), 0);
+    ck_assert_ptr_nonnull (strstr (output, "\"state\":\"FORCED_OPEN\""));
+    free (output);
+    const char *verbs[] = {"force-close", "disable", "reset"};
+    const char *states[] = {"CLOSED", "DISABLED", "CLOSED"};
+    for (int i = 0; i < 3; i++) {
+        char *argv[] = {KEEL_BIN, "breaker", (char *)verbs[i], "pay", "--bus",
+                        n.bus,    NULL};
+        ck_assert_int_eq (testutil_run_cmd (argv, &output), 0);
+        ck_assert_ptr_nonnull (strstr (output, states[i]));
+        free (output);
+    }
+    char *missing[] = {KEEL_BIN, "breaker", "show", "nope",
+                       "--bus",  n.bus,     NULL};
+    ck_assert_int_eq (testutil_run_cmd (missing, NULL), 1);
+    char *usage[] = {KEEL_BIN, "breaker", "force-open", NULL};
+    ck_assert_int_eq (testutil_run_cmd (usage, NULL), 2);
+    s_node_stop (&n);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -320,6 +358,7 @@ main (void)
     tcase_add_test (tc, test_works_without_actor);
     tcase_add_test (tc, test_actor_stops);
     tcase_add_test (tc, test_bad_config);
+    tcase_add_test (tc, test_cli);
     suite_add_tcase (suite, tc);
     return testutil_run (suite);
 }
