@@ -82,9 +82,10 @@ extern char **environ;
 #define MAX_N          9999999
 #define GREETER_ID     "greeter-1"
 #define GREETER_HB_MS  1000 //  example_greeter's heartbeat interval
-#define GREETER_TTL_MS (3 * GREETER_HB_MS) //  the SDK's TTL: 3 heartbeats
-#define KILL_WAIT_MS   10000
-#define RSS_INSTANCES  100000 //  the memory target is for this many
+#define GREETER_TTL_MS                                                         \
+    (3 * GREETER_HB_MS - GREETER_HB_MS / 10) //  the SDK's TTL
+#define KILL_WAIT_MS  10000
+#define RSS_INSTANCES 100000 //  the memory target is for this many
 
 //  Targets.
 #define TARGET_RTT_RATIO 1.2
