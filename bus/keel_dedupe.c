@@ -30,8 +30,8 @@
     - Both rings are circular with a sentinel in the dedupe, so linking and
       unlinking never test for NULL.
 
-    Keys come from clients, so the index hashes with SipHash-2-4 (libsodium) under a
-    per-dedupe random key. zhashx's default hash is unkeyed and easy to
+    Keys come from clients, so the index hashes with SipHash-2-4 (libsodium)
+   under a per-dedupe random key. zhashx's default hash is unkeyed and easy to
     collide, and zhashx grows its table on every lookup that walks a long
     chain: colliding keys could make it grow without bound.
 */

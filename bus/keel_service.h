@@ -76,8 +76,8 @@ void keel_service_set_weight (keel_service_t *self, uint32_t weight);
 //  Register with the registry at `endpoint` and heartbeat every
 //  `heartbeat_ms` (0 = 1000); the registry marks the instance critical when
 //  no heartbeat came for 2.9 intervals (its TTL check), so a dead instance
-//  leaves healthy discovery within 3 intervals. Takes effect when the service is attached or run.
-//  Returns 0, or -1 on an invalid endpoint.
+//  leaves healthy discovery within 3 intervals. Takes effect when the service
+//  is attached or run. Returns 0, or -1 on an invalid endpoint.
 int keel_service_set_registry (keel_service_t *self, const char *endpoint,
                                uint32_t heartbeat_ms);
 

@@ -143,6 +143,26 @@ s_control (cli_t *cli, int argc, char **argv,
     return CLI_OK;
 }
 
+static void
+s_print_transition (cli_t *cli, const void *raw, bool first, void *arg)
+{
+    (void)first;
+    (void)arg;
+    const Keel__Envelope *env = ((const keel_event_t *)raw)->envelope;
+    Keel__BreakerTransition *change =
+        (Keel__BreakerTransition *)keel_codec_payload (
+            env, &keel__breaker_transition__descriptor, NULL);
+    if (!change)
+        return;
+    if (cli->json)
+        cli_print_json (&change->base);
+    else
+        printf ("%-28s %-12s -> %-12s %s\n", change->key,
+                keel_breaker_state_name ((int)change->from),
+                keel_breaker_state_name ((int)change->to), change->reason);
+    protobuf_c_message_free_unpacked (&change->base, NULL);
+}
+
 static int
 s_watch (cli_t *cli, int argc, char **argv)
 {
@@ -150,37 +170,8 @@ s_watch (cli_t *cli, int argc, char **argv)
     int rc = s_parse (cli, argc, argv, NULL, &limit);
     if (rc != CLI_OK)
         return rc;
-    Keel__NodeInfo *info = NULL;
-    rc = cli_call (cli, NULL, "node.info", NULL, true,
-                   &keel__node_info__descriptor, (ProtobufCMessage **)&info);
-    if (rc != CLI_OK)
-        return rc;
-    keel_subscriber_t *sub = keel_subscriber_new ();
-    keel_subscriber_connect (sub, info->events);
-    keel_subscriber_subscribe (sub, "breaker.transition");
-    protobuf_c_message_free_unpacked (&info->base, NULL);
-    long seen = 0;
-    while (!zsys_interrupted && (limit == 0 || seen < limit)) {
-        const keel_event_t *event = keel_subscriber_recv (sub, 200);
-        if (!event)
-            continue;
-        Keel__BreakerTransition *change =
-            (Keel__BreakerTransition *)keel_codec_payload (
-                event->envelope, &keel__breaker_transition__descriptor, NULL);
-        if (!change)
-            continue;
-        if (cli->json)
-            cli_print_json (&change->base);
-        else
-            printf ("%-28s %-12s -> %-12s %s\n", change->key,
-                    keel_breaker_state_name ((int)change->from),
-                    keel_breaker_state_name ((int)change->to), change->reason);
-        fflush (stdout);
-        protobuf_c_message_free_unpacked (&change->base, NULL);
-        seen++;
-    }
-    keel_subscriber_destroy (&sub);
-    return CLI_OK;
+    return cli_watch (cli, "breaker.transition", limit, s_print_transition,
+                      NULL);
 }
 
 int

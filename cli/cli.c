@@ -1,5 +1,6 @@
 /*  cli.c - helpers shared by every `keel` verb. See cli.h. */
 #include "cli.h"
+#include "keel_events.h"
 #include "keel_json.h"
 #include "echo.pb-c.h"
 #include "echo_actor.h"
@@ -130,6 +131,42 @@ cli_call (cli_t *cli, const char *service, const char *type,
                  error ? error : keel_strerror (rc));
     free (error);
     return cli_exit_code (rc);
+}
+
+int
+cli_watch (cli_t *cli, const char *prefix, long limit, cli_event_fn *fn,
+           void *arg)
+{
+    Keel__NodeInfo *info = NULL;
+    int rc =
+        cli_call (cli, NULL, "node.info", NULL, true,
+                  &keel__node_info__descriptor, (ProtobufCMessage **)&info);
+    if (rc != CLI_OK)
+        return rc;
+    if (!*info->events) {
+        fprintf (stderr, "keel: node %s publishes no tcp event endpoint\n",
+                 info->name);
+        protobuf_c_message_free_unpacked (&info->base, NULL);
+        return CLI_ERROR;
+    }
+    keel_subscriber_t *sub = keel_subscriber_new ();
+    keel_subscriber_connect (sub, info->events);
+    keel_subscriber_subscribe (sub, prefix);
+    if (!cli->json)
+        fprintf (stderr, "watching %s for '%s*' (Ctrl-C to stop)\n",
+                 info->events, prefix);
+    protobuf_c_message_free_unpacked (&info->base, NULL);
+    long seen = 0;
+    while (!zsys_interrupted && (limit == 0 || seen < limit)) {
+        const keel_event_t *event = keel_subscriber_recv (sub, 200);
+        if (event) {
+            fn (cli, event, seen == 0, arg);
+            fflush (stdout);
+            seen++;
+        }
+    }
+    keel_subscriber_destroy (&sub);
+    return CLI_OK;
 }
 
 const ProtobufCMessageDescriptor *

@@ -63,6 +63,18 @@ int cli_call (cli_t *cli, const char *service, const char *type,
               const ProtobufCMessageDescriptor *reply_desc,
               ProtobufCMessage **reply_p);
 
+//  Called by cli_watch for each event; `first` is true for the first one
+//  (a late joiner always misses what came before, so its gap means
+//  nothing).
+typedef void (cli_event_fn) (cli_t *cli, const void *event, bool first,
+                             void *arg);
+
+//  Follow the node's events whose type starts with `prefix` until
+//  interrupted or `limit` events (0 = no limit), handing each to `fn`
+//  (event is a const keel_event_t *). Returns an exit code.
+int cli_watch (cli_t *cli, const char *prefix, long limit, cli_event_fn *fn,
+               void *arg);
+
 //  Print a message as one line of JSON on stdout.
 void cli_print_json (const ProtobufCMessage *msg);
 

@@ -291,8 +291,10 @@ s_echo (cli_t *cli, int argc, char **argv)
 //  `first`: the first event seen; a late joiner always misses earlier ones,
 //  so only later gaps are worth showing.
 static void
-s_print_event (cli_t *cli, const keel_event_t *event, bool first)
+s_print_event (cli_t *cli, const void *raw, bool first, void *arg)
 {
+    (void)arg;
+    const keel_event_t *event = (const keel_event_t *)raw;
     const Keel__Envelope *env = event->envelope;
     bool gap = event->gap && !first;
     const ProtobufCMessageDescriptor *desc = cli_payload_type (env->type);
@@ -354,35 +356,7 @@ s_watch (cli_t *cli, int argc, char **argv)
                 s_common_help);
         return CLI_OK;
     }
-    Keel__NodeInfo *info = NULL;
-    int rc =
-        cli_call (cli, NULL, "node.info", NULL, true,
-                  &keel__node_info__descriptor, (ProtobufCMessage **)&info);
-    if (rc != CLI_OK)
-        return rc;
-    if (!*info->events) {
-        fprintf (stderr, "keel: node %s publishes no tcp event endpoint\n",
-                 info->name);
-        protobuf_c_message_free_unpacked (&info->base, NULL);
-        return CLI_ERROR;
-    }
-    keel_subscriber_t *sub = keel_subscriber_new ();
-    keel_subscriber_connect (sub, info->events);
-    keel_subscriber_subscribe (sub, prefix);
-    if (!cli->json)
-        fprintf (stderr, "watching %s for '%s*' (Ctrl-C to stop)\n",
-                 info->events, prefix);
-    protobuf_c_message_free_unpacked (&info->base, NULL);
-    long seen = 0;
-    while (!zsys_interrupted && (limit == 0 || seen < limit)) {
-        const keel_event_t *event = keel_subscriber_recv (sub, 200);
-        if (event) {
-            s_print_event (cli, event, seen == 0);
-            seen++;
-        }
-    }
-    keel_subscriber_destroy (&sub);
-    return CLI_OK;
+    return cli_watch (cli, prefix, limit, s_print_event, NULL);
 }
 
 // ---------------------------------------------------------------------------

@@ -340,6 +340,32 @@ s_list (cli_t *cli, int argc, char **argv)
     return rc;
 }
 
+static void
+s_print_change (cli_t *cli, const void *raw, bool first, void *arg)
+{
+    (void)first;
+    (void)arg;
+    const Keel__Envelope *env = ((const keel_event_t *)raw)->envelope;
+    Keel__RegistryEvent *change = (Keel__RegistryEvent *)keel_codec_payload (
+        env, &keel__registry_event__descriptor, NULL);
+    if (!change)
+        return;
+    if (cli->json)
+        cli_print_json (&change->base);
+    else {
+        const char *kind = env->type + strlen ("registry.");
+        const Keel__Instance *instance = change->instance;
+        printf ("%-8" PRIu64 " %-13s %-20s %-14s %-9s %s\n", change->index,
+                kind, instance ? instance->id : "",
+                instance ? instance->service : "",
+                instance && instance->health
+                    ? s_status_name (instance->health->status)
+                    : "",
+                change->reason);
+    }
+    protobuf_c_message_free_unpacked (&change->base, NULL);
+}
+
 static int
 s_watch (cli_t *cli, int argc, char **argv)
 {
@@ -359,46 +385,7 @@ s_watch (cli_t *cli, int argc, char **argv)
         } else
             return cli_usage_error ("registry", "unexpected '%s'", argv[i]);
     }
-    Keel__NodeInfo *info = NULL;
-    int rc =
-        cli_call (cli, NULL, "node.info", NULL, true,
-                  &keel__node_info__descriptor, (ProtobufCMessage **)&info);
-    if (rc != CLI_OK)
-        return rc;
-    keel_subscriber_t *sub = keel_subscriber_new ();
-    keel_subscriber_connect (sub, info->events);
-    keel_subscriber_subscribe (sub, "registry.");
-    protobuf_c_message_free_unpacked (&info->base, NULL);
-    long seen = 0;
-    while (!zsys_interrupted && (limit == 0 || seen < limit)) {
-        const keel_event_t *event = keel_subscriber_recv (sub, 200);
-        if (!event)
-            continue;
-        const Keel__Envelope *env = event->envelope;
-        Keel__RegistryEvent *change =
-            (Keel__RegistryEvent *)keel_codec_payload (
-                env, &keel__registry_event__descriptor, NULL);
-        if (!change)
-            continue;
-        if (cli->json)
-            cli_print_json (&change->base);
-        else {
-            const char *kind = env->type + strlen ("registry.");
-            const Keel__Instance *instance = change->instance;
-            printf ("%-8" PRIu64 " %-13s %-20s %-14s %-9s %s\n", change->index,
-                    kind, instance ? instance->id : "",
-                    instance ? instance->service : "",
-                    instance && instance->health
-                        ? s_status_name (instance->health->status)
-                        : "",
-                    change->reason);
-        }
-        fflush (stdout);
-        protobuf_c_message_free_unpacked (&change->base, NULL);
-        seen++;
-    }
-    keel_subscriber_destroy (&sub);
-    return CLI_OK;
+    return cli_watch (cli, "registry.", limit, s_print_change, NULL);
 }
 
 int

@@ -4,8 +4,8 @@
 
         CLOSED --failure rate or slow rate >= threshold--> OPEN
           (judged once the window holds minimum_calls calls)
-        OPEN --wait (grows x multiplier per consecutive open, capped)--> HALF_OPEN
-        HALF_OPEN: exactly half_open_calls trial calls are permitted; when
+        OPEN --wait (grows x multiplier per consecutive open, capped)-->
+   HALF_OPEN HALF_OPEN: exactly half_open_calls trial calls are permitted; when
           all have reported: rates below thresholds -> CLOSED, else -> OPEN;
           no verdict within max_half_open_us -> OPEN
         DISABLED: everything permitted, nothing recorded
@@ -58,34 +58,34 @@ typedef enum {
 //  A breaker's settings. keel_breaker_config_default fills Resilience4j's
 //  defaults; every field may then be changed.
 typedef struct {
-    keel_window_kind_t window;     //  COUNT
-    uint32_t window_size;          //  calls (COUNT) or seconds (TIME): 100
-    uint32_t minimum_calls;        //  before any rate is judged: 100
-    double failure_threshold;      //  percent, 0 < x <= 100: 50
-    double slow_threshold;         //  percent, 0 < x <= 100: 100
-    uint64_t slow_call_us;         //  a call slower than this is slow: 60 s
-    uint64_t open_wait_us;         //  first OPEN wait: 60 s
-    double open_wait_multiplier;   //  >= 1; each consecutive open: 1 (fixed)
-    uint64_t open_wait_max_us;     //  cap of the growing wait: 60 s
-    uint32_t half_open_calls;      //  trial calls permitted: 10
-    uint64_t max_half_open_us;     //  0 = wait for all trials forever: 0
+    keel_window_kind_t window;   //  COUNT
+    uint32_t window_size;        //  calls (COUNT) or seconds (TIME): 100
+    uint32_t minimum_calls;      //  before any rate is judged: 100
+    double failure_threshold;    //  percent, 0 < x <= 100: 50
+    double slow_threshold;       //  percent, 0 < x <= 100: 100
+    uint64_t slow_call_us;       //  a call slower than this is slow: 60 s
+    uint64_t open_wait_us;       //  first OPEN wait: 60 s
+    double open_wait_multiplier; //  >= 1; each consecutive open: 1 (fixed)
+    uint64_t open_wait_max_us;   //  cap of the growing wait: 60 s
+    uint32_t half_open_calls;    //  trial calls permitted: 10
+    uint64_t max_half_open_us;   //  0 = wait for all trials forever: 0
 } keel_breaker_config_t;
 
 //  Counters and rates of one breaker.
 typedef struct {
     keel_breaker_state_t state;
-    uint64_t state_since_us;       //  when it entered the state
-    uint32_t window_calls;         //  calls in the window now
-    uint32_t window_failures;      //  of which failures
-    uint32_t window_slow;          //  of which slow
-    double failure_rate;           //  percent; -1 below minimum_calls
-    double slow_rate;              //  percent; -1 below minimum_calls
-    uint64_t calls;                //  recorded since creation
-    uint64_t failures;             //  recorded failures
-    uint64_t slow_calls;           //  recorded slow calls
-    uint64_t refused;              //  acquires refused
-    uint64_t transitions;          //  state changes
-    uint32_t consecutive_opens;    //  opens since the last close
+    uint64_t state_since_us;    //  when it entered the state
+    uint32_t window_calls;      //  calls in the window now
+    uint32_t window_failures;   //  of which failures
+    uint32_t window_slow;       //  of which slow
+    double failure_rate;        //  percent; -1 below minimum_calls
+    double slow_rate;           //  percent; -1 below minimum_calls
+    uint64_t calls;             //  recorded since creation
+    uint64_t failures;          //  recorded failures
+    uint64_t slow_calls;        //  recorded slow calls
+    uint64_t refused;           //  acquires refused
+    uint64_t transitions;       //  state changes
+    uint32_t consecutive_opens; //  opens since the last close
 } keel_breaker_stats_t;
 
 typedef struct _keel_breaker_t keel_breaker_t;
@@ -155,8 +155,7 @@ void keel_breaker_mirror (keel_breaker_t *self, keel_breaker_state_t state,
                           uint64_t open_until_us, uint64_t now_us);
 
 //  Current state and counters (rates computed over the window at now_us).
-keel_breaker_stats_t keel_breaker_stats (keel_breaker_t *self,
-                                         uint64_t now_us);
+keel_breaker_stats_t keel_breaker_stats (keel_breaker_t *self, uint64_t now_us);
 
 //  Static names: "CLOSED", "OPEN", "HALF_OPEN", "DISABLED", "FORCED_OPEN",
 //  "METRICS_ONLY"; "UNKNOWN" otherwise. And the reverse (-1 if unknown,
@@ -168,12 +167,12 @@ int keel_breaker_state_parse (const char *name);
 //  Classification: which results count as failures. The caller says.
 
 typedef struct {
-    bool server_errors_fail;  //  HTTP 5xx / keel INTERNAL, UNAVAILABLE: true
-    bool client_errors_fail;  //  HTTP 4xx / keel BAD_REQUEST, NOT_FOUND,
-                              //  INVALID_ARGUMENT, CONFLICT...: false
-                              //  (IGNORED: the upstream is fine)
-    bool timeouts_fail;       //  no answer in time: true
-    bool refused_fail;        //  connection refused / unreachable: true
+    bool server_errors_fail; //  HTTP 5xx / keel INTERNAL, UNAVAILABLE: true
+    bool client_errors_fail; //  HTTP 4xx / keel BAD_REQUEST, NOT_FOUND,
+                             //  INVALID_ARGUMENT, CONFLICT...: false
+                             //  (IGNORED: the upstream is fine)
+    bool timeouts_fail;      //  no answer in time: true
+    bool refused_fail;       //  connection refused / unreachable: true
 } keel_classifier_t;
 
 //  Defaults as commented above.

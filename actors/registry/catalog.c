@@ -36,8 +36,8 @@
     - Room in the vecs, heaps and result array is reserved before a
       registration commits, so a change never fails half-way.
     - Ids and service names come from clients, so both tables hash with
-      SipHash-2-4 (libsodium) under a per-catalog random key: zhashx's own hash is
-      unkeyed, and zhashx grows its table on every lookup that walks a long
+      SipHash-2-4 (libsodium) under a per-catalog random key: zhashx's own hash
+   is unkeyed, and zhashx grows its table on every lookup that walks a long
       chain, so colliding names could make it grow without bound.
 
     Health of one check (TTL, or the active check the shell runs):

@@ -39,11 +39,11 @@ typedef struct _keel_catalog_t keel_catalog_t;
 
 //  Limits on what a registration may carry; 0 = the default in brackets.
 typedef struct {
-    size_t max_instances;   //  instances held [1000000]
-    size_t max_tags;        //  tags per instance [64]
-    size_t max_meta;        //  metadata pairs per instance [64]
-    size_t max_string;      //  bytes in any one id/name/tag/key/value [256]
-    size_t max_endpoint;    //  bytes in an endpoint [512]
+    size_t max_instances;     //  instances held [1000000]
+    size_t max_tags;          //  tags per instance [64]
+    size_t max_meta;          //  metadata pairs per instance [64]
+    size_t max_string;        //  bytes in any one id/name/tag/key/value [256]
+    size_t max_endpoint;      //  bytes in an endpoint [512]
     double protect_threshold; //  0 = off; else, when the passing+warning
                               //  fraction of a service's instances is below
                               //  this, discovery returns all of them
