@@ -17,6 +17,9 @@
 
 static int s_usage (FILE *out);
 
+//  How this program was invoked (argv[0]), for hints it prints.
+static const char *s_program = "keel";
+
 // ---------------------------------------------------------------------------
 //  keel node
 
@@ -101,8 +104,11 @@ s_node (cli_t *cli, int argc, char **argv)
         printf (" %s", zconfig_name (item));
     printf ("\n");
     if (dev)
-        printf ("Try:\n  keel ping echo\n  keel echo hello\n"
-                "  keel watch echo.     (then keel echo again, elsewhere)\n");
+        printf ("Try, in another terminal:\n"
+                "  %s echo hello\n"
+                "  %s registry list\n"
+                "  %s watch              (then echo again, elsewhere)\n",
+                s_program, s_program, s_program);
     fflush (stdout);
 
     //  SIGINT/SIGTERM set zsys_interrupted (CZMQ's handler) in whichever
@@ -391,6 +397,7 @@ main (int argc, char **argv)
 {
     //  Logs go to stderr; stdout is for results.
     zsys_set_logstream (stderr);
+    s_program = argv[0];
     cli_t cli = {0};
     cli.bus = getenv ("KEEL_BUS") ? getenv ("KEEL_BUS") : CLI_DEFAULT_BUS;
     cli.timeout_ms = 3000;
