@@ -35,6 +35,14 @@ typedef struct {
 //  `keel registry ...` (cli/registry.c).
 int cli_registry (cli_t *cli, int argc, char **argv);
 
+//  The dev JWT key of `keel node --dev` and `keel token` (dev only).
+#define CLI_DEV_KID    "dev"
+#define CLI_DEV_SECRET "keel-dev-secret-not-for-production"
+#define CLI_DEV_ISSUER "keel-dev"
+
+//  `keel token ...` (cli/token.c).
+int cli_token (cli_t *cli, int argc, char **argv);
+
 //  `keel breaker ...` (cli/breaker.c).
 int cli_breaker (cli_t *cli, int argc, char **argv);
 

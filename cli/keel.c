@@ -375,6 +375,7 @@ static const cli_verb_t s_verbs[] = {
     {"echo", s_echo, "call the echo demo service"},
     {"registry", cli_registry, "register, list, watch service instances"},
     {"breaker", cli_breaker, "list, show, force, reset, watch breakers"},
+    {"token", cli_token, "mint a JWT with the dev key, for trying routes"},
     {"watch", s_watch, "print events as they arrive"},
     {NULL, NULL, NULL},
 };
