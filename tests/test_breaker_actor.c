@@ -161,7 +161,12 @@ s_expect (zactor_t *caller, const char *prefix, int timeout_ms)
         char *text = zstr_recv (caller);
         if (!text)
             return NULL;
-        if (strncmp (text, prefix, strlen (prefix)) == 0)
+        //  A command's answer never starts with "APPLIED": skip reports
+        //  that arrive in between unless one is what we wait for.
+        bool report = strncmp (text, "APPLIED ", 8) == 0;
+        bool want_report = strncmp (prefix, "APPLIED", 7) == 0;
+        if (report == want_report &&
+            strncmp (text, prefix, strlen (prefix)) == 0)
             return text;
         free (text);
     }
