@@ -49,11 +49,8 @@ typedef struct _link_t {
     struct _link_t *next; //  toward the back of the ring
 } link_t;
 
-//  A key as the index sees it: the string plus whose hash seed to use.
-typedef struct {
-    keel_dedupe_t *owner; //  dedupe whose sip keys hash this key
-    const char *str;      //  the idempotency key, NUL-terminated
-} hkey_t;
+//  A key as the hash tables see it (see keel_hash.h).
+typedef keel_hash_ref_t hkey_t;
 
 typedef struct {
     keel_dedupe_entry_t entry; //  what lookup hands out; points into buf
@@ -119,19 +116,6 @@ s_ring_push_back (link_t *ring, link_t *link)
 // ---------------------------------------------------------------------------
 //  Keyed hashing (keel_hash: libsodium SipHash, random key per table)
 
-static size_t
-s_hkey_hash (const void *key)
-{
-    const hkey_t *hkey = (const hkey_t *)key;
-    return (size_t)keel_hash_string (&hkey->owner->hash_key, hkey->str);
-}
-
-static int
-s_hkey_compare (const void *key1, const void *key2)
-{
-    return strcmp (((const hkey_t *)key1)->str, ((const hkey_t *)key2)->str);
-}
-
 // ---------------------------------------------------------------------------
 //  Nodes
 
@@ -174,7 +158,7 @@ s_purge_expired (keel_dedupe_t *self, int64_t now_ms)
 static node_t *
 s_find (keel_dedupe_t *self, const char *key)
 {
-    hkey_t probe = {self, key};
+    hkey_t probe = {&self->hash_key, key};
     return (node_t *)zhashx_lookup (self->index, &probe);
 }
 
@@ -195,10 +179,7 @@ keel_dedupe_new (size_t capacity, size_t max_bytes, int64_t ttl_ms)
         return NULL;
     }
     //  The index neither copies nor frees keys: they live in the nodes.
-    zhashx_set_key_duplicator (self->index, NULL);
-    zhashx_set_key_destructor (self->index, NULL);
-    zhashx_set_key_hasher (self->index, s_hkey_hash);
-    zhashx_set_key_comparator (self->index, s_hkey_compare);
+    keel_hash_table_setup (self->index);
     s_ring_init (&self->lru);
     s_ring_init (&self->age);
     self->capacity = capacity;
@@ -289,7 +270,7 @@ keel_dedupe_store (keel_dedupe_t *self, const char *key, int code,
     node->entry.data = size > 0 ? data_copy : NULL;
     node->entry.size = size;
     node->entry.stored_ms = now_ms;
-    node->hkey.owner = self;
+    node->hkey.key = &self->hash_key;
     node->hkey.str = key_copy;
     node->bytes = bytes;
 

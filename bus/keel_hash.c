@@ -36,3 +36,26 @@ keel_hash_string (const keel_hash_key_t *key, const char *string)
     memcpy (&hash, out, sizeof hash);
     return hash;
 }
+
+static size_t
+s_ref_hash (const void *key)
+{
+    const keel_hash_ref_t *ref = (const keel_hash_ref_t *)key;
+    return (size_t)keel_hash_string (ref->key, ref->str);
+}
+
+static int
+s_ref_compare (const void *key1, const void *key2)
+{
+    return strcmp (((const keel_hash_ref_t *)key1)->str,
+                   ((const keel_hash_ref_t *)key2)->str);
+}
+
+void
+keel_hash_table_setup (zhashx_t *table)
+{
+    zhashx_set_key_hasher (table, s_ref_hash);
+    zhashx_set_key_comparator (table, s_ref_compare);
+    zhashx_set_key_duplicator (table, NULL);
+    zhashx_set_key_destructor (table, NULL);
+}

@@ -4,6 +4,7 @@
 #ifndef KEEL_HASH_H_INCLUDED
 #define KEEL_HASH_H_INCLUDED
 
+#include <czmq.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,18 @@ int keel_hash_key_init (keel_hash_key_t *key);
 
 //  Hash a NUL-terminated string under `key`.
 uint64_t keel_hash_string (const keel_hash_key_t *key, const char *string);
+
+//  What a keyed zhashx table takes as keys: the string and the table's
+//  secret key. Entries keep one (pointing into their own storage) and
+//  lookups pass one on the stack; both are borrowed by the table.
+typedef struct {
+    const keel_hash_key_t *key; //  the table's secret key
+    const char *str;            //  the key text, NUL-terminated
+} keel_hash_ref_t;
+
+//  Make `table` take keel_hash_ref_t keys: hashed with keel_hash_string,
+//  compared with strcmp, neither copied nor freed.
+void keel_hash_table_setup (zhashx_t *table);
 
 #ifdef __cplusplus
 }

@@ -52,11 +52,8 @@ typedef struct _entry_t entry_t;
 // ---------------------------------------------------------------------------
 //  Structures
 
-//  A key as the hash table sees it: the id plus whose hash key to use.
-typedef struct {
-    keel_balancer_t *owner; //  balancer whose hash key hashes this key
-    const char *str;        //  the id; borrowed
-} hkey_t;
+//  A key as the hash tables see it (see keel_hash.h).
+typedef keel_hash_ref_t hkey_t;
 
 struct _entry_t {
     keel_upstream_t pub; //  what pick hands out; its strings point here
@@ -129,23 +126,10 @@ s_below (keel_balancer_t *self, size_t bound)
 // ---------------------------------------------------------------------------
 //  The id table
 
-static size_t
-s_hkey_hash (const void *key)
-{
-    const hkey_t *hkey = (const hkey_t *)key;
-    return (size_t)keel_hash_string (&hkey->owner->hash_key, hkey->str);
-}
-
-static int
-s_hkey_compare (const void *key1, const void *key2)
-{
-    return strcmp (((const hkey_t *)key1)->str, ((const hkey_t *)key2)->str);
-}
-
 static entry_t *
 s_lookup (keel_balancer_t *self, const char *id)
 {
-    hkey_t hkey = {self, id};
+    hkey_t hkey = {&self->hash_key, id};
     return (entry_t *)zhashx_lookup (self->by_id, &hkey);
 }
 
@@ -331,7 +315,7 @@ s_upsert (keel_balancer_t *self, const keel_upstream_spec_t *spec)
     entry->pub.weight = s_weight (spec->weight);
     entry->pub.serial = ++self->last_serial;
     s_tags_set (entry, tags, spec->n_tags);
-    entry->hkey.owner = self;
+    entry->hkey.key = &self->hash_key;
     entry->hkey.str = entry->id;
     entry->pos = self->size;
     self->items[self->size++] = entry;
@@ -364,10 +348,7 @@ keel_balancer_new (keel_balancer_policy_t policy, uint64_t seed)
         free (self);
         return NULL;
     }
-    zhashx_set_key_hasher (self->by_id, s_hkey_hash);
-    zhashx_set_key_comparator (self->by_id, s_hkey_compare);
-    zhashx_set_key_duplicator (self->by_id, NULL);
-    zhashx_set_key_destructor (self->by_id, NULL);
+    keel_hash_table_setup (self->by_id);
     return self;
 }
 
@@ -739,7 +720,7 @@ keel_balancer_verify (keel_balancer_t *self)
         if (!entry || entry->pos != pos)
             return "entry position wrong";
         if (entry->pub.id != entry->id || entry->hkey.str != entry->id ||
-            entry->hkey.owner != self)
+            entry->hkey.key != &self->hash_key)
             return "entry id pointers wrong";
         if (s_lookup (self, entry->id) != entry)
             return "id does not find its entry";

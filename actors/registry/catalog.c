@@ -74,11 +74,8 @@ typedef struct _entry_t entry_t;
 // ---------------------------------------------------------------------------
 //  Structures
 
-//  A key as the hash tables see it: the string plus whose SipHash key to use.
-typedef struct {
-    keel_catalog_t *owner; //  catalog whose sip keys hash this key
-    const char *str;       //  id or service name, NUL-terminated; borrowed
-} hkey_t;
+//  A key as the hash tables see it (see keel_hash.h).
+typedef keel_hash_ref_t hkey_t;
 
 //  An array of entries, each knowing its position in it.
 typedef struct {
@@ -233,29 +230,13 @@ s_severity (Keel__HealthStatus status)
 // ---------------------------------------------------------------------------
 //  Keyed hashing (keel_hash: libsodium SipHash, random key per table)
 
-static size_t
-s_hkey_hash (const void *key)
-{
-    const hkey_t *hkey = (const hkey_t *)key;
-    return (size_t)keel_hash_string (&hkey->owner->hash_key, hkey->str);
-}
-
-static int
-s_hkey_compare (const void *key1, const void *key2)
-{
-    return strcmp (((const hkey_t *)key1)->str, ((const hkey_t *)key2)->str);
-}
-
 static zhashx_t *
 s_table_new (void)
 {
     zhashx_t *table = zhashx_new ();
     if (!table)
         return NULL;
-    zhashx_set_key_hasher (table, s_hkey_hash);
-    zhashx_set_key_comparator (table, s_hkey_compare);
-    zhashx_set_key_duplicator (table, NULL);
-    zhashx_set_key_destructor (table, NULL);
+    keel_hash_table_setup (table);
     return table;
 }
 
@@ -831,7 +812,7 @@ s_fill_age (entry_t *entry, int64_t now_ms)
 static service_t *
 s_service_require (keel_catalog_t *self, const char *name)
 {
-    hkey_t hkey = {self, name};
+    hkey_t hkey = {&self->hash_key, name};
     service_t *service = (service_t *)zhashx_lookup (self->by_service, &hkey);
     if (service)
         return service;
@@ -840,7 +821,7 @@ s_service_require (keel_catalog_t *self, const char *name)
         free (service);
         return NULL;
     }
-    service->hkey = (hkey_t){self, service->name};
+    service->hkey = (hkey_t){&self->hash_key, service->name};
     service->entries.pos_offset = offsetof (entry_t, svc_pos);
     service->entries.sorted = true;
     zhashx_insert (self->by_service, &service->hkey, service);
@@ -921,7 +902,7 @@ static void
 s_remove (keel_catalog_t *self, entry_t *entry, const char *reason,
           int64_t at_ms)
 {
-    hkey_t hkey = {self, entry->inst->id};
+    hkey_t hkey = {&self->hash_key, entry->inst->id};
     zhashx_delete (self->by_id, &hkey);
     service_t *service = entry->service;
     s_service_remove (service, entry);
@@ -973,7 +954,7 @@ s_lookup (keel_catalog_t *self, const char *id)
 {
     if (!id)
         return NULL;
-    hkey_t hkey = {self, id};
+    hkey_t hkey = {&self->hash_key, id};
     return (entry_t *)zhashx_lookup (self->by_id, &hkey);
 }
 
@@ -1090,7 +1071,7 @@ keel_catalog_register (keel_catalog_t *self, const Keel__Instance *instance,
         entry->health = health;
         entry->inst = copy;
         entry->inst->health = &entry->health;
-        entry->hkey = (hkey_t){self, copy->id};
+        entry->hkey = (hkey_t){&self->hash_key, copy->id};
         entry->cfg = s_cfg_of (copy->check);
         entry->critical_since_ms = -1;
         entry->heap_pos[HEAP_TICK] = entry->heap_pos[HEAP_CHECK] = SIZE_MAX;
@@ -1332,7 +1313,7 @@ keel_catalog_discover (keel_catalog_t *self, const Keel__DiscoverRequest *query,
         *protect_p = false;
     if (!query || !query->service || !*query->service)
         return 0;
-    hkey_t hkey = {self, query->service};
+    hkey_t hkey = {&self->hash_key, query->service};
     service_t *service = (service_t *)zhashx_lookup (self->by_service, &hkey);
     if (!service)
         return 0;
@@ -1366,7 +1347,7 @@ keel_catalog_list (keel_catalog_t *self, const char *service_name,
     *list_p = self->result;
     vec_t *vec = &self->all;
     if (service_name && *service_name) {
-        hkey_t hkey = {self, service_name};
+        hkey_t hkey = {&self->hash_key, service_name};
         service_t *service =
             (service_t *)zhashx_lookup (self->by_service, &hkey);
         if (!service)
