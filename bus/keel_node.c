@@ -217,13 +217,16 @@ s_on_events (zloop_t *loop, zsock_t *sock, void *arg)
                               : s_pass (self->xpub, self->xsub);
 }
 
-static int
-s_on_front (zloop_t *loop, zsock_t *sock, void *arg)
+int
+keel_actor_bind (const keel_actor_args_t *args, keel_server_t *server,
+                 keel_publisher_t *publisher)
 {
-    (void)loop;
-    (void)sock;
-    self_t *self = (self_t *)arg;
-    return keel_server_dispatch (self->front, 100) == -1 ? -1 : 0;
+    keel_server_set_max_msg_size (server, args->max_msg_size);
+    if (keel_server_bind (server, args->endpoint) == -1 ||
+        (args->bind && keel_server_bind (server, args->bind) == -1) ||
+        (publisher && keel_publisher_bind (publisher, args->events) == -1))
+        return -1;
+    return 0;
 }
 
 int
@@ -421,7 +424,8 @@ s_start (self_t *self)
         zsock_connect (self->xsub, "%s", actor->events);
     }
     zloop_reader (self->loop, self->pipe, keel_actor_on_pipe, NULL);
-    zloop_reader (self->loop, keel_server_sock (self->front), s_on_front, self);
+    zloop_reader (self->loop, keel_server_sock (self->front),
+                  keel_server_reader, self->front);
     zloop_reader (self->loop, self->xsub, s_on_events, self);
     zloop_reader (self->loop, self->xpub, s_on_events, self);
     //  Only $TERM stops the node; the owner handles signals.

@@ -40,6 +40,8 @@
 
 #include "keel_config.h"
 #include "keel_directory.h"
+#include "keel_events.h"
+#include "keel_server.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -72,6 +74,13 @@ typedef struct {
 //  the reason it cannot start (then return from the actor function).
 //  It sends zsock_signal (the one zactor_new waits for) and a status string.
 void keel_actor_ready (zsock_t *pipe, const char *error);
+
+//  Bind an actor's doors as the node gave them: `server` (after setting its
+//  frame limit) on args->endpoint and on args->bind when set, and
+//  `publisher` (may be NULL) on args->events. Returns 0, or -1 if a bind
+//  failed.
+int keel_actor_bind (const keel_actor_args_t *args, keel_server_t *server,
+                     keel_publisher_t *publisher);
 
 //  A zloop reader for an actor's pipe: returns -1 (ending zloop_start) on
 //  "$TERM" or when the pipe fails, and ignores any other command. Register

@@ -589,6 +589,14 @@ keel_server_dispatch (keel_server_t *self, int max)
     return handled;
 }
 
+int
+keel_server_reader (zloop_t *loop, zsock_t *sock, void *server)
+{
+    (void)loop;
+    (void)sock;
+    return keel_server_dispatch ((keel_server_t *)server, 100) == -1 ? -1 : 0;
+}
+
 // ---------------------------------------------------------------------------
 //  Built-in handlers
 

@@ -99,6 +99,12 @@ void keel_server_set_forwarder (keel_server_t *self, keel_handler_fn *fn,
 //  socket failed (context terminated, interrupted).
 int keel_server_dispatch (keel_server_t *self, int max);
 
+//  A zloop reader for a server's socket: dispatches up to 100 waiting
+//  messages; returns -1 (ending the loop) if the socket failed. Register
+//  with zloop_reader (loop, keel_server_sock (server), keel_server_reader,
+//  server).
+int keel_server_reader (zloop_t *loop, zsock_t *sock, void *server);
+
 //  Counters. Borrowed; updated in place.
 const keel_server_stats_t *keel_server_stats (keel_server_t *self);
 

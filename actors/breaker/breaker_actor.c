@@ -330,15 +330,6 @@ s_list (keel_server_t *server, keel_request_t *req, void *arg)
 
 // ---------------------------------------------------------------------------
 
-static int
-s_on_request (zloop_t *loop, zsock_t *sock, void *arg)
-{
-    (void)loop;
-    (void)sock;
-    self_t *self = (self_t *)arg;
-    return keel_server_dispatch (self->server, 100) == -1 ? -1 : 0;
-}
-
 //  Half-open breakers may time out without any report arriving.
 static int
 s_on_tick (zloop_t *loop, int timer_id, void *arg)
@@ -372,11 +363,7 @@ keel_breaker_actor (zsock_t *pipe, void *args)
             error = "out of memory";
     }
     if (!error) {
-        keel_server_set_max_msg_size (self.server, actor->max_msg_size);
-        if (keel_server_bind (self.server, actor->endpoint) == -1 ||
-            (actor->bind &&
-             keel_server_bind (self.server, actor->bind) == -1) ||
-            keel_publisher_bind (self.publisher, actor->events) == -1)
+        if (keel_actor_bind (actor, self.server, self.publisher) == -1)
             error = "cannot bind its endpoints";
     }
     if (!error) {
@@ -385,8 +372,8 @@ keel_breaker_actor (zsock_t *pipe, void *args)
         keel_server_on (self.server, "breaker.control", s_control, &self);
         keel_server_on (self.server, "breaker.get", s_get, &self);
         keel_server_on (self.server, "breaker.list", s_list, &self);
-        zloop_reader (self.loop, keel_server_sock (self.server), s_on_request,
-                      &self);
+        zloop_reader (self.loop, keel_server_sock (self.server),
+                      keel_server_reader, self.server);
         zloop_reader (self.loop, pipe, keel_actor_on_pipe, NULL);
         zloop_timer (self.loop, 100, 0, s_on_tick, &self);
         zloop_set_nonstop (self.loop, true);

@@ -446,11 +446,7 @@ keel_registry_actor (zsock_t *pipe, void *args)
             error = "out of memory";
     }
     if (!error) {
-        keel_server_set_max_msg_size (self.server, actor->max_msg_size);
-        if (keel_server_bind (self.server, actor->endpoint) == -1 ||
-            (actor->bind &&
-             keel_server_bind (self.server, actor->bind) == -1) ||
-            keel_publisher_bind (self.publisher, actor->events) == -1)
+        if (keel_actor_bind (actor, self.server, self.publisher) == -1)
             error = "cannot bind its endpoints";
     }
     if (!error) {
