@@ -79,6 +79,18 @@ cli_usage_error (const char *verb, const char *format, ...)
 }
 
 int
+cli_group_help (int argc, char **argv, const char *help)
+{
+    bool asked = argc < 2;
+    for (int i = 1; i < argc && !asked; i++)
+        asked = streq (argv[i], "--help") || streq (argv[i], "-h");
+    if (!asked)
+        return -1;
+    printf ("%s", help);
+    return argc < 2 ? CLI_USAGE : CLI_OK;
+}
+
+int
 cli_exit_code (int code)
 {
     if (code == KEEL_OK)

@@ -58,6 +58,11 @@ int cli_common_option (cli_t *cli, int argc, char **argv, int *i);
 int cli_usage_error (const char *verb, const char *format, ...)
     CHECK_PRINTF (2);
 
+//  For a verb with sub-verbs (`keel registry ...`): when argv asks for help
+//  (no sub-verb, or -h/--help anywhere) print `help` and return the exit
+//  code (2 without a sub-verb, else 0); return -1 when it does not.
+int cli_group_help (int argc, char **argv, const char *help);
+
 //  Exit code for a keel error code.
 int cli_exit_code (int code);
 

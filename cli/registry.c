@@ -391,15 +391,9 @@ s_watch (cli_t *cli, int argc, char **argv)
 int
 cli_registry (cli_t *cli, int argc, char **argv)
 {
-    if (argc < 2 || streq (argv[1], "--help") || streq (argv[1], "-h")) {
-        printf ("%s", s_help);
-        return argc < 2 ? CLI_USAGE : CLI_OK;
-    }
-    for (int i = 2; i < argc; i++)
-        if (streq (argv[i], "--help") || streq (argv[i], "-h")) {
-            printf ("%s", s_help);
-            return CLI_OK;
-        }
+    int help = cli_group_help (argc, argv, s_help);
+    if (help != -1)
+        return help;
     const char *verb = argv[1];
     if (streq (verb, "register"))
         return s_register (cli, argc - 1, argv + 1);
