@@ -240,6 +240,25 @@ keel_actor_on_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
     return term ? -1 : 0;
 }
 
+//  The node's own pipe: "$TERM" stops it; "RELOAD" is passed to every
+//  actor (those that reload their settings act on it, the rest ignore it).
+static int
+s_on_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
+{
+    (void)loop;
+    self_t *self = (self_t *)arg;
+    char *command = zstr_recv (pipe);
+    bool term = !command || streq (command, "$TERM");
+    if (command && streq (command, "RELOAD")) {
+        s_actor_t *actor = (s_actor_t *)zlistx_first (self->actors);
+        for (; actor; actor = (s_actor_t *)zlistx_next (self->actors))
+            if (actor->actor)
+                zstr_send (actor->actor, "RELOAD");
+    }
+    zstr_free (&command);
+    return term ? -1 : 0;
+}
+
 // ---------------------------------------------------------------------------
 //  Start and stop
 
@@ -423,7 +442,7 @@ s_start (self_t *self)
         zloop_reader (self->loop, actor->relay, s_on_relay, self);
         zsock_connect (self->xsub, "%s", actor->events);
     }
-    zloop_reader (self->loop, self->pipe, keel_actor_on_pipe, NULL);
+    zloop_reader (self->loop, self->pipe, s_on_pipe, self);
     zloop_reader (self->loop, keel_server_sock (self->front),
                   keel_server_reader, self->front);
     zloop_reader (self->loop, self->xsub, s_on_events, self);

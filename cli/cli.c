@@ -6,6 +6,7 @@
 #include "echo_actor.h"
 #include "registry_actor.h"
 #include "breaker_actor.h"
+#include "gateway_actor.h"
 #include "breaker.pb-c.h"
 #include "registry.pb-c.h"
 #include "node.pb-c.h"
@@ -19,6 +20,8 @@ const keel_actor_def_t cli_actors[] = {
     {"breaker", keel_breaker_actor,
      "circuit breakers for the cluster: reports in, transitions out"},
     {"echo", keel_echo_actor, "demo service: echo.say, echo.said events"},
+    {"gateway", keel_gateway_actor,
+     "API gateway: HTTP routes to bus and HTTP services, JWT, breakers"},
     {NULL, NULL, NULL},
 };
 

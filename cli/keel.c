@@ -13,6 +13,7 @@
 #include "echo.pb-c.h"
 #include "node.pb-c.h"
 
+#include <signal.h>
 #include <string.h>
 
 static int s_usage (FILE *out);
@@ -22,6 +23,15 @@ static const char *s_program = "keel";
 
 // ---------------------------------------------------------------------------
 //  keel node
+
+static volatile sig_atomic_t s_reload_asked = 0;
+
+static void
+s_on_sighup (int signal)
+{
+    (void)signal;
+    s_reload_asked = 1;
+}
 
 static int
 s_node (cli_t *cli, int argc, char **argv)
@@ -113,10 +123,19 @@ s_node (cli_t *cli, int argc, char **argv)
 
     //  SIGINT/SIGTERM set zsys_interrupted (CZMQ's handler) in whichever
     //  thread gets them, so look at the flag at least every 100 ms.
+    //  SIGHUP asks the actors to reload their settings (the gateway its
+    //  routes) from the config file.
+    struct sigaction hup = {.sa_handler = s_on_sighup};
+    sigemptyset (&hup.sa_mask);
+    sigaction (SIGHUP, &hup, NULL);
     zpoller_t *poller = zpoller_new (node, NULL);
     while (!zsys_interrupted) {
         if (zpoller_wait (poller, 100) == node)
             break; //  the node stopped by itself
+        if (s_reload_asked) {
+            s_reload_asked = 0;
+            zstr_send (node, "RELOAD");
+        }
     }
     zpoller_destroy (&poller);
     zactor_destroy (&node);
@@ -375,6 +394,7 @@ static const cli_verb_t s_verbs[] = {
     {"echo", s_echo, "call the echo demo service"},
     {"registry", cli_registry, "register, list, watch service instances"},
     {"breaker", cli_breaker, "list, show, force, reset, watch breakers"},
+    {"gateway", cli_gateway, "list the gateway's routes, reload them"},
     {"token", cli_token, "mint a JWT with the dev key, for trying routes"},
     {"watch", s_watch, "print events as they arrive"},
     {NULL, NULL, NULL},

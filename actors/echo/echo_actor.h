@@ -6,6 +6,13 @@
     as an "echo.said" event (payload keel.EchoReply), so the event path can
     be watched end to end (`keel watch echo.`).
 
+    "echo.http" (keel.HttpRequest, what the gateway sends for a bus:echo
+    route) answers keel.HttpResponse: 200 with a JSON description of the
+    request as the service got it (method, path, query, route, params,
+    headers, remote_addr, request_id, subject, scopes, body, instance,
+    count). `?status=NNN` (200..599) picks the status; `?fail=1` answers
+    the bus error INTERNAL instead (the gateway turns it into a 502).
+
     Config section `echo` (all optional):
         echo
             bind = tcp://127.0.0.1:7710    extra endpoint
