@@ -26,6 +26,27 @@ static const char *s_program = "keel";
 
 static volatile sig_atomic_t s_reload_asked = 0;
 
+//  The dev node's gateway: public and protected routes to the echo service,
+//  tokens from `keel token` (the dev key).
+static const char *s_dev_gateway = "gateway\n"
+                                   "    listen = 127.0.0.1:8080\n"
+                                   "    auth\n"
+                                   "        iss = " CLI_DEV_ISSUER "\n"
+                                   "        key\n"
+                                   "            kid = " CLI_DEV_KID "\n"
+                                   "            alg = HS256\n"
+                                   "            secret = " CLI_DEV_SECRET "\n"
+                                   "    route\n"
+                                   "        name = echo\n"
+                                   "        path = /echo/*\n"
+                                   "        target = bus:echo\n"
+                                   "    route\n"
+                                   "        name = secure-echo\n"
+                                   "        path = /secure/echo/*\n"
+                                   "        target = bus:echo\n"
+                                   "        auth = jwt\n"
+                                   "        scopes = echo:read\n";
+
 static void
 s_on_sighup (int signal)
 {
@@ -80,8 +101,10 @@ s_node (cli_t *cli, int argc, char **argv)
         char *text =
             keel_node_dev_config (cli_actors, bus ? bus : CLI_DEFAULT_BUS,
                                   events ? events : CLI_DEFAULT_EVENTS);
-        config = keel_config_load_string (text, "<dev>", &error);
+        char *full = text ? zsys_sprintf ("%s%s", text, s_dev_gateway) : NULL;
+        config = keel_config_load_string (full, "<dev>", &error);
         zstr_free (&text);
+        zstr_free (&full);
     } else
         config = keel_config_load (file, &error);
     if (!config) {
@@ -113,12 +136,20 @@ s_node (cli_t *cli, int argc, char **argv)
          item = zconfig_next (item))
         printf (" %s", zconfig_name (item));
     printf ("\n");
+    const char *listen = NULL;
+    if (zconfig_locate (keel_config_root (config), "node/actors/gateway") &&
+        keel_config_string (config, "gateway/listen", "127.0.0.1:8080",
+                            &listen) == 0)
+        printf ("  http    http://%s\n", listen);
     if (dev)
         printf ("Try, in another terminal:\n"
-                "  %s echo hello\n"
+                "  curl http://%s/echo/hello\n"
+                "  curl -H \"Authorization: Bearer $(%s token --sub me "
+                "--scope echo:read)\" \\\n"
+                "       http://%s/secure/echo/hi\n"
                 "  %s registry list\n"
-                "  %s watch              (then echo again, elsewhere)\n",
-                s_program, s_program, s_program);
+                "  %s watch              (then curl again, elsewhere)\n",
+                listen, s_program, listen, s_program, s_program);
     fflush (stdout);
 
     //  SIGINT/SIGTERM set zsys_interrupted (CZMQ's handler) in whichever
