@@ -466,6 +466,49 @@ START_TEST (test_result_names)
 }
 END_TEST
 
+START_TEST (test_expect_continue)
+{
+    keel_http_reader_t *reader = keel_http_reader_new (NULL);
+    const char *head = "POST /a HTTP/1.1\r\nHost: x\r\nExpect: 100-Continue\r\n"
+                       "Content-Length: 3\r\n\r\n";
+    size_t used = 0;
+    ck_assert_int_eq (keel_http_reader_take_continue (reader), 0);
+    ck_assert_int_eq (
+        keel_http_reader_feed (reader, head, strlen (head), &used),
+        KEEL_HTTP_NEED_MORE);
+    ck_assert_int_eq (keel_http_reader_take_continue (reader), 1);
+    ck_assert_int_eq (keel_http_reader_take_continue (reader), 0); //  once
+    ck_assert_int_eq (keel_http_reader_feed (reader, "abc", 3, &used),
+                      KEEL_HTTP_REQUEST);
+    ck_assert_int_eq (keel_http_reader_take_continue (reader), 0);
+    keel_http_reader_destroy (&reader);
+
+    //  No body, HTTP/1.0, or another expectation: nothing to continue.
+    const char *cases[] = {
+        "POST /a HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n",
+        "POST /a HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n",
+        "POST /a HTTP/1.1\r\nExpect: something\r\nContent-Length: 3\r\n\r\n",
+        "POST /a HTTP/1.1\r\nContent-Length: 3\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        reader = keel_http_reader_new (NULL);
+        keel_http_reader_feed (reader, cases[i], strlen (cases[i]), &used);
+        ck_assert_msg (keel_http_reader_take_continue (reader) == 0, "%s",
+                       cases[i]);
+        keel_http_reader_destroy (&reader);
+    }
+    //  Too large: 413 first, never a 100 Continue.
+    keel_http_limits_t limits = {.max_body = 10};
+    reader = keel_http_reader_new (&limits);
+    const char *big = "POST /a HTTP/1.1\r\nExpect: 100-continue\r\n"
+                      "Content-Length: 11\r\n\r\n";
+    ck_assert_int_eq (keel_http_reader_feed (reader, big, strlen (big), &used),
+                      KEEL_HTTP_BODY_TOO_LARGE);
+    ck_assert_int_eq (keel_http_reader_take_continue (reader), 0);
+    keel_http_reader_destroy (&reader);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -473,6 +516,7 @@ main (void)
     TCase *tc = tcase_create ("core");
     tcase_set_timeout (tc, 120);
     tcase_add_test (tc, test_simple_get);
+    tcase_add_test (tc, test_expect_continue);
     tcase_add_test (tc, test_post_content_length);
     tcase_add_test (tc, test_chunked);
     tcase_add_test (tc, test_pipelined);

@@ -84,6 +84,7 @@ struct _keel_http_reader_t {
     int in_trailers;               //  headers complete: lines are trailers
     int complete;                  //  message complete in this feed
     int has_request;               //  request may be handed out
+    int expect_continue;           //  headers asked for 100 Continue
     const char *buf_start;         //  start of the buffer being parsed
     const char *buf_end;           //  end of the buffer being parsed
     char last_byte;                //  last non-blank byte parsed before
@@ -360,7 +361,24 @@ s_on_headers_complete (http_parser *parser)
     self->request.method = http_method_str (parser->method);
     self->request.major = parser->http_major;
     self->request.minor = parser->http_minor;
+    //  RFC 9110 10.1.1: an HTTP/1.1 client waits for 100 Continue before
+    //  it sends a body it announced with Expect: 100-continue.
+    const char *expect = keel_http_request_header (&self->request, "Expect");
+    int has_body =
+        (parser->flags & F_CHUNKED) ||
+        (parser->content_length != ULLONG_MAX && parser->content_length > 0);
+    self->expect_continue =
+        expect && strcasecmp (expect, "100-continue") == 0 && has_body &&
+        parser->http_major == 1 && parser->http_minor >= 1;
     return 0;
+}
+
+int
+keel_http_reader_take_continue (keel_http_reader_t *self)
+{
+    int expect = self->expect_continue;
+    self->expect_continue = 0;
+    return expect;
 }
 
 static int

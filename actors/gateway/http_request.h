@@ -85,6 +85,12 @@ keel_http_result_t keel_http_reader_feed (keel_http_reader_t *self,
 //  below are borrowed for the same span.
 keel_http_request_t *keel_http_reader_request (keel_http_reader_t *self);
 
+//  True once per request whose headers (now complete, body still to come)
+//  carry "Expect: 100-continue" from an HTTP/1.1 client: the caller should
+//  send "HTTP/1.1 100 Continue" so the client sends its body. Clears the
+//  flag. A body over the limit gives BODY_TOO_LARGE before this is set.
+int keel_http_reader_take_continue (keel_http_reader_t *self);
+
 //  Method name as http-parser spells it ("GET").
 const char *keel_http_request_method (const keel_http_request_t *self);
 

@@ -724,6 +724,8 @@ s_conn_dispatch (s_conn_t *conn)
     server->on_request (server, exchange, server->arg);
 }
 
+static int s_conn_flush (s_conn_t *conn);
+
 //  Feed bytes to the reader while it may be fed, handing out each request.
 //  Returns the bytes consumed (the rest waits for the exchange).
 static size_t
@@ -745,6 +747,14 @@ s_conn_feed (s_conn_t *conn, const char *data, size_t size)
                 s_conn_timer (conn, S_TIMER_HEADER,
                               keel_now_ms () +
                                   conn->server->config.header_timeout_ms);
+            }
+            if (keel_http_reader_take_continue (conn->reader)) {
+                static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+                if (s_out_reserve (conn, sizeof cont - 1) == 0) {
+                    memcpy (conn->out + conn->out_end, cont, sizeof cont - 1);
+                    conn->out_end += sizeof cont - 1;
+                    s_conn_flush (conn);
+                }
             }
             break;
         } else {
