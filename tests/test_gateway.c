@@ -444,11 +444,13 @@ START_TEST (test_bus_route)
 
     //  Expect: 100-continue is answered (curl would wait a second).
     const char *expect[] = {"Expect: 100-continue", NULL};
+    url = s_url (&n, "/echo/expect");
     int64_t sent = zclock_mono ();
     s_http ("POST", url, expect, "0123456789", &r);
     ck_assert_int_eq (r.status, 200);
     ck_assert_int_lt (zclock_mono () - sent, testutil_slack (900));
     s_resp_free (&r);
+    zstr_free (&url);
 
     //  The service picks the status; a bus error becomes 502.
     url = s_url (&n, "/echo/x?status=201");
