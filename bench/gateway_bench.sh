@@ -344,6 +344,13 @@ wait_for "nginx proxy" http_ok "http://127.0.0.1:$P_NGINX/x"
 wait_for "keel route plain (/a/x)" http_ok "$GW/a/x"
 wait_for "keel route secure (/b/x)" http_ok "$GW/b/x" "$AUTH"
 wait_for "keel route bus (/c/x)" http_ok "$GW/c/x"
+#  Each route reaches what it should: the body of nginx or of hello_service.
+for url in "$GW/a/x" "$GW/c/x"; do
+    body="$(curl -s -m 2 "$url")"
+    [ "$body" = hello ] || fail "$url answers '$body', not 'hello'"
+done
+body="$(curl -s -m 2 -H "$AUTH" "$GW/b/x")"
+[ "$body" = hello ] || fail "$GW/b/x answers '$body', not 'hello'"
 #  Without the token the secure route must refuse: the bench measures auth.
 code="$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$GW/b/x")"
 [ "$code" = 401 ] || fail "keel route secure answers $code without a token"
