@@ -46,6 +46,7 @@
 
 #define S_MAX_HEADERS 128 //  headers forwarded either way, at most
 #define S_MAX_ID      128 //  longest X-Request-Id kept from a client
+#define S_CODE_CACHE  8   //  statuses remembered per route
 
 typedef struct _self_t self_t;
 typedef struct _s_service_t s_service_t;
@@ -66,6 +67,10 @@ typedef struct _s_route_state {
     uint64_t requests;       //  answered
     keel_metric_t *duration; //  request duration histogram
     keel_metric_t *retries;  //  retries counter
+    struct {
+        int status;            //  0 = empty
+        keel_metric_t *metric; //  its requests_total series
+    } codes[S_CODE_CACHE];     //  the last statuses answered
 } s_route_state_t;
 
 //  An upstream service as one balancing policy sees it.
@@ -74,6 +79,7 @@ struct _s_service_t {
     char *key;                //  "bus:users:p2c": the services table key
     char *target;             //  "bus:users" (breaker key, metrics label)
     char *name;               //  registry service name
+    char *http_type;          //  "users.http": the type bus requests carry
     keel_route_target_t kind; //  BUS or HTTP
     keel_balancer_t *lb;      //  healthy instances
     bool discovered;          //  a snapshot was applied
@@ -156,6 +162,8 @@ struct _self_t {
     keel_metric_family_t *m_instances;       //  by service
     keel_metric_family_t *m_conns;           //  open connections
     keel_metric_family_t *m_conns_total;     //  accepted, refused...
+    int64_t now_us;                          //  monotonic clock, read once per
+                                             //  batch of events (s_clock)
     uint64_t id_seed;                        //  request id generator state
     uint64_t id_counter;
     uint64_t calls_open;        //  s_call_t alive
@@ -165,6 +173,19 @@ struct _self_t {
 };
 
 static void s_attempt (s_call_t *call);
+
+//  Read the clock (monotonic, as keel_now_ms) for the events about to be
+//  handled; the request path then uses self->now_us instead of a system
+//  clock read per step. Durations are as fine as one batch of events.
+static inline void
+s_clock (self_t *self)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    self->now_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+#define S_NOW_MS(self) ((self)->now_us / 1000)
 static void s_finish_error (s_call_t *call, int status, const char *code,
                             const char *message, const char *retry_after);
 
@@ -180,13 +201,24 @@ s_ieq (const char *a, const char *b)
 static bool
 s_hop_by_hop (const char *name)
 {
-    static const char *names[] = {
-        "connection",        "keep-alive", "proxy-connection", "te", "trailer",
-        "transfer-encoding", "upgrade",    "content-length",   NULL};
-    for (const char **n = names; *n; n++)
-        if (s_ieq (name, *n))
-            return true;
-    return false;
+    //  By length first: most headers are none of these, and strcasecmp per
+    //  name per header shows in profiles.
+    switch (strlen (name)) {
+    case 2:
+        return s_ieq (name, "te");
+    case 7:
+        return s_ieq (name, "trailer") || s_ieq (name, "upgrade");
+    case 10:
+        return s_ieq (name, "connection") || s_ieq (name, "keep-alive");
+    case 14:
+        return s_ieq (name, "content-length");
+    case 16:
+        return s_ieq (name, "proxy-connection");
+    case 17:
+        return s_ieq (name, "transfer-encoding");
+    default:
+        return false;
+    }
 }
 
 //  Does a Connection header value name `name`?
@@ -233,8 +265,13 @@ s_new_request_id (self_t *self, char *out)
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
     z ^= z >> 31;
-    snprintf (out, S_MAX_ID + 1, "%016llx%08llx", (unsigned long long)z,
-              (unsigned long long)(self->id_counter & 0xFFFFFFFFu));
+    static const char hex[] = "0123456789abcdef";
+    uint32_t counter = (uint32_t)self->id_counter;
+    for (int i = 0; i < 16; i++)
+        out[i] = hex[(z >> (60 - 4 * i)) & 0xF];
+    for (int i = 0; i < 8; i++)
+        out[16 + i] = hex[(counter >> (28 - 4 * i)) & 0xF];
+    out[24] = 0;
 }
 
 static bool
@@ -290,6 +327,8 @@ s_service_get (self_t *self, const keel_route_t *route)
     service->target = zsys_sprintf ("%s:%s", keel_route_target_type_name (kind),
                                     keel_route_target_name (route));
     service->name = strdup (keel_route_target_name (route));
+    service->http_type =
+        zsys_sprintf ("%s.http", keel_route_target_name (route));
     service->kind = kind;
     uint64_t seed;
     randombytes_buf (&seed, sizeof seed);
@@ -299,7 +338,9 @@ s_service_get (self_t *self, const keel_route_t *route)
         keel_balancer_set_user_free (service->lb, s_on_instance_dropped, NULL);
     const char *labels[] = {service->target};
     service->upstream = keel_metric_series (self->m_upstream, labels);
-    if (!service->key || !service->target || !service->name || !service->lb) {
+    if (!service->key || !service->target || !service->name ||
+        !service->http_type || !service->lb) {
+        free (service->http_type);
         keel_balancer_destroy (&service->lb);
         free (service->key);
         free (service->target);
@@ -599,7 +640,7 @@ s_access_log (s_call_t *call, int status, size_t bytes)
              keel_http_request_method (req), keel_http_request_url (req),
              keel_http_request_version_major (req),
              keel_http_request_version_minor (req), status, bytes,
-             (double)(keel_now_ms () - call->started_ms) / 1000.0,
+             (double)(S_NOW_MS (self) - call->started_ms) / 1000.0,
              call->route ? keel_route_name (call->route) : "-",
              call->upstream_label ? call->upstream_label : "-", call->attempts,
              call->request_id);
@@ -610,14 +651,27 @@ s_count (s_call_t *call, int status)
 {
     self_t *self = call->self;
     call->status = status;
-    char code[8];
-    snprintf (code, sizeof code, "%d", status);
-    const char *labels[] = {call->route ? keel_route_name (call->route) : "",
-                            code};
-    keel_metric_t *m = keel_metric_series (self->m_requests, labels);
+    //  The route's last statuses remember their series: no lookup.
+    keel_metric_t *m = NULL;
+    s_route_state_t *rs = call->rs;
+    size_t slot = (size_t)status % S_CODE_CACHE;
+    if (rs && rs->codes[slot].status == status)
+        m = rs->codes[slot].metric;
+    else {
+        char code[8] = {(char)('0' + status / 100 % 10),
+                        (char)('0' + status / 10 % 10),
+                        (char)('0' + status % 10), 0};
+        const char *labels[] = {
+            call->route ? keel_route_name (call->route) : "", code};
+        m = keel_metric_series (self->m_requests, labels);
+        if (rs && m) {
+            rs->codes[slot].status = status;
+            rs->codes[slot].metric = m;
+        }
+    }
     if (m)
         keel_metric_inc (m);
-    double seconds = (double)(keel_now_ms () - call->started_ms) / 1000.0;
+    double seconds = (double)(S_NOW_MS (self) - call->started_ms) / 1000.0;
     if (call->rs) {
         call->rs->requests++;
         if (call->rs->duration)
@@ -636,7 +690,7 @@ s_call_free (s_call_t *call)
             : call->status == 504
                 ? keel_classify_http (&self->classifier, -1)
                 : keel_classify_http (&self->classifier, call->status);
-        int64_t us = zclock_usecs () - call->service_us;
+        int64_t us = self->now_us - call->service_us;
         keel_breaker_mirror_record (self->mirror, call->service->target,
                                     outcome, (uint64_t)(us > 0 ? us : 0));
     }
@@ -733,8 +787,8 @@ static void
 s_attempt_end (s_call_t *call, keel_outcome_t outcome)
 {
     self_t *self = call->self;
-    uint64_t duration = (uint64_t)(zclock_usecs () - call->attempt_us > 0
-                                       ? zclock_usecs () - call->attempt_us
+    uint64_t duration = (uint64_t)(self->now_us - call->attempt_us > 0
+                                       ? self->now_us - call->attempt_us
                                        : 0);
     if (call->instance) {
         keel_balancer_done (call->service->lb, call->instance_id,
@@ -768,7 +822,7 @@ s_may_retry (s_call_t *call)
     keel_http_request_t *req = keel_http_exchange_request (call->exchange);
     if (!s_idempotent (keel_http_request_method (req)))
         return false;
-    if (keel_now_ms () >= call->deadline_ms)
+    if (S_NOW_MS (call->self) >= call->deadline_ms)
         return false;
     if (call->rs->tokens < 1.0)
         return false;
@@ -783,6 +837,7 @@ s_on_bus_reply (keel_client_t *client, const keel_reply_t *reply, void *arg)
 {
     (void)client;
     s_call_t *call = (s_call_t *)arg;
+    s_clock (call->self);
     int code = reply->code;
     if (code != KEEL_OK)
         s_upstream_error_count (call, keel_errname (code));
@@ -941,9 +996,7 @@ s_send_bus (s_call_t *call)
     msg.scopes = (char **)call->identity.scopes;
     msg.n_roles = call->identity.role_count;
     msg.roles = (char **)call->identity.roles;
-    char type[300];
-    snprintf (type, sizeof type, "%s.http", call->service->name);
-    int64_t left = call->deadline_ms - keel_now_ms ();
+    int64_t left = call->deadline_ms - S_NOW_MS (self);
     keel_call_opts_t opts = {.timeout_ms = (uint32_t)(left > 1 ? left : 1),
                              .retries = KEEL_NO_RETRY};
     const char *traceparent = keel_http_request_header (req, "traceparent");
@@ -953,8 +1006,9 @@ s_send_bus (s_call_t *call)
         trace[32] = 0;
         opts.trace_id = trace;
     }
-    call->bus_id = keel_client_request (call->instance->client, type, &msg.base,
-                                        &opts, s_on_bus_reply, call);
+    call->bus_id =
+        keel_client_request (call->instance->client, call->service->http_type,
+                             &msg.base, &opts, s_on_bus_reply, call);
     (void)self;
     return call->bus_id ? 0 : -1;
 }
@@ -1023,7 +1077,7 @@ s_attempt (s_call_t *call)
         s_call_free (call);
         return;
     }
-    if (keel_now_ms () >= call->deadline_ms) {
+    if (S_NOW_MS (self) >= call->deadline_ms) {
         s_finish_error (call, 504, "gateway_timeout",
                         "the route's timeout passed", NULL);
         return;
@@ -1043,7 +1097,7 @@ s_attempt (s_call_t *call)
         return;
     }
     if (!call->service_permit)
-        call->service_us = zclock_usecs ();
+        call->service_us = self->now_us;
     call->service_permit = true;
     const char *exclude =
         call->instance_id && call->attempts > 0 ? call->instance_id : NULL;
@@ -1093,7 +1147,7 @@ s_attempt (s_call_t *call)
     snprintf (call->upstream_buf, sizeof call->upstream_buf, "%s", up->id);
     call->upstream_label = call->upstream_buf;
     call->attempts++;
-    call->attempt_us = zclock_usecs ();
+    call->attempt_us = self->now_us;
     int rc = service->kind == KEEL_ROUTE_TARGET_BUS ? s_send_bus (call)
                                                     : s_send_http (call);
     if (rc == -1) {
@@ -1704,6 +1758,7 @@ s_on_evloop (zloop_t *loop, zmq_pollitem_t *item, void *arg)
     (void)loop;
     (void)item;
     self_t *self = (self_t *)arg;
+    s_clock (self);
     keel_evloop_run (self->ev, 0);
     return 0;
 }
@@ -1717,7 +1772,8 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
     s_graveyard_drain (self);
     if (self->access_log)
         fflush (self->access_log);
-    int64_t now = keel_now_ms ();
+    s_clock (self);
+    int64_t now = S_NOW_MS (self);
     void *item = zhashx_first (self->services);
     for (; item; item = zhashx_next (self->services)) {
         s_service_t *service = (s_service_t *)item;
@@ -1738,6 +1794,7 @@ s_service_free (void **item)
     free (service->key);
     free (service->target);
     free (service->name);
+    free (service->http_type);
     free (service);
     *item = NULL;
 }
