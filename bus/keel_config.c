@@ -47,6 +47,7 @@ struct _keel_config_t {
     zconfig_t *root; //  the parsed tree
     zhashx_t *index; //  zconfig_t * -> s_origin_t *; empty if unknown
     char *error;     //  last error message, or NULL
+    zconfig_t *scope; //  paths are looked up under this; NULL = root
 };
 
 // ---------------------------------------------------------------------------
@@ -485,7 +486,17 @@ s_locate (keel_config_t *self, const char *path)
     assert (path);
     if (*path == '/')
         path++;
-    return *path ? zconfig_locate (self->root, path) : self->root;
+    zconfig_t *base = self->scope ? self->scope : self->root;
+    return *path ? zconfig_locate (base, path) : base;
+}
+
+zconfig_t *
+keel_config_scope (keel_config_t *self, zconfig_t *section)
+{
+    assert (self);
+    zconfig_t *previous = self->scope;
+    self->scope = section;
+    return previous;
 }
 
 int
@@ -544,7 +555,13 @@ keel_config_fail (keel_config_t *self, const char *path, const char *format,
         path++;
     va_list args;
     va_start (args, format);
-    s_vfail (self, keel_config_line (self, path), path, format, args);
+    //  Under a scope, name the key by its full path.
+    s_origin_t *origin = self->scope ? s_origin (self, s_locate (self, path))
+                                     : NULL;
+    if (origin)
+        s_vfail (self, origin->line, origin->path, format, args);
+    else
+        s_vfail (self, keel_config_line (self, path), path, format, args);
     va_end (args);
     return -1;
 }

@@ -54,6 +54,13 @@ const char *keel_config_name (keel_config_t *self);
 //  Borrowed: do not destroy it or change its shape.
 zconfig_t *keel_config_root (keel_config_t *self);
 
+//  Look paths up under `section` (a node of keel_config_root's tree, such
+//  as one of several repeated sections met while walking it) instead of
+//  the root: every accessor below and keel_config_check_keys, until
+//  keel_config_scope (self, NULL). Errors still name the full path and
+//  line of the key. Returns the previous scope (NULL = the root).
+zconfig_t *keel_config_scope (keel_config_t *self, zconfig_t *section);
+
 //  The line that defines `path` ("node/bus"), counting from 1; 0 if the key
 //  is absent or its line is unknown. "" (the root) is 0.
 int keel_config_line (keel_config_t *self, const char *path);

@@ -7,9 +7,11 @@
 #include "registry_actor.h"
 #include "breaker_actor.h"
 #include "gateway_actor.h"
+#include "saga_actor.h"
 #include "breaker.pb-c.h"
 #include "registry.pb-c.h"
 #include "node.pb-c.h"
+#include "saga.pb-c.h"
 
 #include <stdarg.h>
 #include <string.h>
@@ -20,6 +22,8 @@ const keel_actor_def_t cli_actors[] = {
     {"breaker", keel_breaker_actor,
      "circuit breakers for the cluster: reports in, transitions out"},
     {"echo", keel_echo_actor, "demo service: echo.say, echo.said events"},
+    {"saga", keel_saga_actor,
+     "saga coordinator: durable orchestration with compensation"},
     {"gateway", keel_gateway_actor,
      "API gateway: HTTP routes to bus and HTTP services, JWT, breakers"},
     {NULL, NULL, NULL},
@@ -201,6 +205,14 @@ cli_payload_type (const char *type)
         {"registry.deregistered", &keel__registry_event__descriptor},
         {"registry.health", &keel__registry_event__descriptor},
         {"breaker.transition", &keel__breaker_transition__descriptor},
+        {"saga.started", &keel__saga_event__descriptor},
+        {"saga.step_done", &keel__saga_event__descriptor},
+        {"saga.step_failed", &keel__saga_event__descriptor},
+        {"saga.compensating", &keel__saga_event__descriptor},
+        {"saga.completed", &keel__saga_event__descriptor},
+        {"saga.compensated", &keel__saga_event__descriptor},
+        {"saga.stuck", &keel__saga_event__descriptor},
+        {"saga.resolved", &keel__saga_event__descriptor},
     };
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
         if (streq (known[i].type, type))

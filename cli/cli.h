@@ -49,6 +49,9 @@ int cli_breaker (cli_t *cli, int argc, char **argv);
 //  `keel gateway ...` (cli/gateway.c).
 int cli_gateway (cli_t *cli, int argc, char **argv);
 
+//  `keel saga ...` (cli/saga.c).
+int cli_saga (cli_t *cli, int argc, char **argv);
+
 //  The actors `keel node` can run ({NULL}-terminated).
 extern const keel_actor_def_t cli_actors[];
 

@@ -426,6 +426,7 @@ static const cli_verb_t s_verbs[] = {
     {"registry", cli_registry, "register, list, watch service instances"},
     {"breaker", cli_breaker, "list, show, force, reset, watch breakers"},
     {"gateway", cli_gateway, "list the gateway's routes, reload them"},
+    {"saga", cli_saga, "start, follow, cancel, resolve sagas"},
     {"token", cli_token, "mint a JWT with the dev key, for trying routes"},
     {"watch", s_watch, "print events as they arrive"},
     {NULL, NULL, NULL},
