@@ -39,6 +39,9 @@
 #include "metrics.h"
 #include "registry.pb-c.h"
 #include "routes.h"
+#include "saga.pb-c.h"
+
+#include <jansson.h>
 
 #include <sodium.h>
 #include <string.h>
@@ -122,9 +125,10 @@ typedef struct {
     int status;                     //  status answered (s_count)
     int64_t attempt_us;             //  attempt start (zclock_usecs)
     uint64_t bus_id;                //  bus request id, or 0
-    keel_http_call_t *http_call;    //  HTTP call, or NULL
-    const char *upstream_label;     //  instance id for the access log
-    char upstream_buf[64];          //  copy of it
+    bool saga_call;              //  bus_id is a request to the saga coordinator
+    keel_http_call_t *http_call; //  HTTP call, or NULL
+    const char *upstream_label;  //  instance id for the access log
+    char upstream_buf[64];       //  copy of it
 } s_call_t;
 
 struct _self_t {
@@ -144,6 +148,7 @@ struct _self_t {
     zhashx_t *services;                     //  key -> s_service_t
     zlistx_t *graveyard;                    //  s_instance_t to free on the tick
     keel_client_t *registry;                //  discover requests, or NULL
+    keel_client_t *saga;                    //  the saga coordinator, or NULL
     keel_subscriber_t *registry_events;     //  its events, or NULL
     keel_breaker_mirror_t *mirror;          //  breakers
     keel_classifier_t classifier;           //  what counts as failure
@@ -1162,6 +1167,214 @@ s_attempt (s_call_t *call)
 }
 
 // ---------------------------------------------------------------------------
+//  Saga targets: saga:NAME (POST starts one), saga-status:NAME (GET reads
+//  one), answered with the saga's status as JSON.
+
+//  A saga's bytes (input, output) as JSON when they are JSON, else a string.
+static json_t *
+s_bytes_json (const ProtobufCBinaryData *data)
+{
+    if (!data->len)
+        return json_null ();
+    json_t *doc =
+        json_loadb ((const char *)data->data, data->len, JSON_DECODE_ANY, NULL);
+    return doc ? doc : json_stringn ((const char *)data->data, data->len);
+}
+
+//  The path of the saga-status route of saga `name` for saga `id`, or NULL
+//  (caller frees).
+static char *
+s_status_url (s_call_t *call, const char *name, const char *id)
+{
+    keel_routes_t *routes = call->table->routes;
+    for (size_t i = 0; i < keel_routes_size (routes); i++) {
+        const keel_route_t *route = keel_routes_at (routes, i);
+        if (keel_route_target (route) != KEEL_ROUTE_TARGET_SAGA_STATUS ||
+            !streq (keel_route_target_name (route), name))
+            continue;
+        const char *path = keel_route_path (route);
+        const char *param = strstr (path, "{id}");
+        if (!param)
+            continue;
+        return zsys_sprintf ("%.*s%s%s", (int)(param - path), path, id,
+                             param + 4);
+    }
+    return NULL;
+}
+
+static const char *s_saga_states[] = {"RUNNING", "COMPENSATING", "COMPLETED",
+                                      "COMPENSATED", "STUCK"};
+static const char *s_step_states[] = {"PENDING", "RUNNING",      "DONE",
+                                      "FAILED",  "COMPENSATING", "COMPENSATED",
+                                      "SKIPPED"};
+
+static char *
+s_saga_json (const Keel__SagaStatus *st, const char *status_url)
+{
+    json_t *doc = json_object ();
+    json_object_set_new (doc, "id", json_string (st->id));
+    json_object_set_new (doc, "saga", json_string (st->definition));
+    json_object_set_new (doc, "version", json_integer (st->version));
+    json_object_set_new (doc, "state",
+                         json_string ((size_t)st->state < 5
+                                          ? s_saga_states[st->state]
+                                          : "UNKNOWN"));
+    if (*st->last_error)
+        json_object_set_new (doc, "last_error", json_string (st->last_error));
+    if (status_url)
+        json_object_set_new (doc, "status_url", json_string (status_url));
+    json_t *steps = json_array ();
+    for (size_t i = 0; i < st->n_steps; i++) {
+        const Keel__StepStatus *step = st->steps[i];
+        json_t *s = json_object ();
+        json_object_set_new (s, "name", json_string (step->name));
+        json_object_set_new (s, "state",
+                             json_string ((size_t)step->state < 7
+                                              ? s_step_states[step->state]
+                                              : "UNKNOWN"));
+        json_object_set_new (s, "attempts", json_integer (step->attempts));
+        if (step->compensation_attempts)
+            json_object_set_new (s, "compensation_attempts",
+                                 json_integer (step->compensation_attempts));
+        if (*step->last_error)
+            json_object_set_new (s, "last_error",
+                                 json_string (step->last_error));
+        if (step->output.len)
+            json_object_set_new (s, "output", s_bytes_json (&step->output));
+        json_array_append_new (steps, s);
+    }
+    json_object_set_new (doc, "steps", steps);
+    json_object_set_new (doc, "input", s_bytes_json (&st->input));
+    char *text = json_dumps (doc, JSON_COMPACT);
+    json_decref (doc);
+    return text;
+}
+
+static void
+s_on_saga_reply (keel_client_t *client, const keel_reply_t *reply, void *arg)
+{
+    (void)client;
+    s_call_t *call = (s_call_t *)arg;
+    s_clock (call->self);
+    call->bus_id = 0;
+    if (reply->code != KEEL_OK) {
+        int status = reply->code == KEEL_ERR_NOT_FOUND     ? 404
+                     : reply->code == KEEL_ERR_TIMEOUT     ? 504
+                     : reply->code == KEEL_ERR_UNAVAILABLE ? 503
+                     : reply->code == KEEL_ERR_CONFLICT    ? 409
+                     : reply->code == KEEL_ERR_BAD_REQUEST ||
+                             reply->code == KEEL_ERR_INVALID_ARGUMENT
+                         ? 400
+                         : 502;
+        const char *code = status == 404   ? "not_found"
+                           : status == 504 ? "gateway_timeout"
+                           : status == 503 ? "unavailable"
+                           : status == 409 ? "conflict"
+                           : status == 400 ? "bad_request"
+                                           : "bad_gateway";
+        s_finish_error (call, status, code,
+                        reply->text && *reply->text
+                            ? reply->text
+                            : keel_strerror (reply->code),
+                        status == 503 ? "1" : NULL);
+        return;
+    }
+    Keel__SagaStatus *st =
+        keel__saga_status__unpack (NULL, reply->size, reply->data);
+    if (!st) {
+        s_finish_error (call, 502, "bad_gateway",
+                        "the saga coordinator's reply is malformed", NULL);
+        return;
+    }
+    bool start = keel_route_target (call->route) == KEEL_ROUTE_TARGET_SAGA;
+    if (!start &&
+        !streq (st->definition, keel_route_target_name (call->route))) {
+        keel__saga_status__free_unpacked (st, NULL);
+        s_finish_error (call, 404, "not_found", "no such saga here", NULL);
+        return;
+    }
+    char *url = s_status_url (call, st->definition, st->id);
+    char *body = s_saga_json (st, url);
+    bool ended = st->state == KEEL__SAGA_STATE__SAGA_COMPLETED ||
+                 st->state == KEEL__SAGA_STATE__SAGA_COMPENSATED ||
+                 st->state == KEEL__SAGA_STATE__SAGA_STUCK;
+    int status = start && !ended ? 202 : start ? 200 : 200;
+    keel_http_header_t headers[3] = {{"Content-Type", "application/json"},
+                                     {"X-Request-Id", call->request_id},
+                                     {"Location", url ? url : ""}};
+    size_t n = url && start ? 3 : 2;
+    keel__saga_status__free_unpacked (st, NULL);
+    if (body)
+        s_finish_response (call, status, headers, n, body, strlen (body));
+    else
+        s_finish_error (call, 500, "internal", "out of memory", NULL);
+    free (body);
+    free (url);
+}
+
+//  The number of seconds in a "Prefer: wait=N" header (RFC 7240), or 0.
+static int64_t
+s_prefer_wait (const char *prefer)
+{
+    const char *wait = prefer ? strstr (prefer, "wait=") : NULL;
+    if (!wait)
+        return 0;
+    long seconds = strtol (wait + 5, NULL, 10);
+    return seconds > 0 ? (seconds > 3600 ? 3600 : seconds) : 0;
+}
+
+static void
+s_saga_request (s_call_t *call, keel_http_request_t *req)
+{
+    self_t *self = call->self;
+    if (!self->saga) {
+        s_finish_error (call, 503, "unavailable",
+                        "no saga coordinator is reachable from this gateway",
+                        "1");
+        return;
+    }
+    int64_t left = call->deadline_ms - S_NOW_MS (self);
+    keel_call_opts_t opts = {.timeout_ms = (uint32_t)(left > 1 ? left : 1),
+                             .retries = KEEL_NO_RETRY};
+    call->saga_call = true;
+    if (keel_route_target (call->route) == KEEL_ROUTE_TARGET_SAGA) {
+        Keel__StartRequest start = KEEL__START_REQUEST__INIT;
+        start.definition = (char *)keel_route_target_name (call->route);
+        start.input.data = (uint8_t *)keel_http_request_body (req);
+        start.input.len = keel_http_request_body_size (req);
+        const char *key = keel_http_request_header (req, "idempotency-key");
+        start.idempotency_key = (char *)(key ? key : "");
+        int64_t wait_s =
+            s_prefer_wait (keel_http_request_header (req, "prefer"));
+        if (wait_s) {
+            //  Wait for the end, within the route's timeout.
+            int64_t wait_ms = wait_s * 1000;
+            if (wait_ms > left - 100)
+                wait_ms = left - 100;
+            start.wait = wait_ms > 0;
+            start.wait_ms = (uint32_t)(wait_ms > 0 ? wait_ms : 0);
+        }
+        opts.idempotent = key != NULL;
+        call->bus_id =
+            keel_client_request (self->saga, "saga.start", &start.base, &opts,
+                                 s_on_saga_reply, call);
+    } else {
+        Keel__SagaRef ref = KEEL__SAGA_REF__INIT;
+        ref.id = (char *)keel_route_match_param (call->match, "id");
+        if (!ref.id) {
+            s_finish_error (call, 400, "bad_request", "no saga id", NULL);
+            return;
+        }
+        opts.idempotent = true;
+        call->bus_id = keel_client_request (
+            self->saga, "saga.status", &ref.base, &opts, s_on_saga_reply, call);
+    }
+    if (!call->bus_id)
+        s_finish_error (call, 503, "unavailable",
+                        "cannot reach the saga coordinator", "1");
+}
+
+// ---------------------------------------------------------------------------
 //  The front door
 
 static void s_admin_metrics (self_t *self, keel_http_exchange_t *exchange);
@@ -1309,9 +1522,7 @@ s_on_request (keel_http_server_t *server, keel_http_exchange_t *exchange,
         s_attempt (call);
         break;
     default:
-        s_finish_error (call, 503, "saga_unavailable",
-                        "no saga coordinator is reachable from this gateway",
-                        "1");
+        s_saga_request (call, req);
         break;
     }
 }
@@ -1329,6 +1540,9 @@ s_on_abort (keel_http_server_t *server, keel_http_exchange_t *exchange,
     if (call->http_call) {
         keel_http_call_cancel (call->http_call);
         s_attempt_end (call, KEEL_OUTCOME_IGNORED);
+    } else if (call->bus_id && call->saga_call && call->self->saga) {
+        keel_client_cancel (call->self->saga, call->bus_id);
+        call->bus_id = 0;
     } else if (call->bus_id && call->instance && call->instance->client) {
         keel_client_cancel (call->instance->client, call->bus_id);
         s_attempt_end (call, KEEL_OUTCOME_IGNORED);
@@ -1931,6 +2145,15 @@ s_self_init (self_t *self)
                       "service answers 503",
                       self->name);
 
+    //  The saga coordinator, for saga routes.
+    const char *s_ep = keel_directory_endpoint (args->directory, "saga");
+    if (s_ep) {
+        self->saga = keel_client_new (self->name, s_ep, "saga");
+        if (!self->saga)
+            return "cannot reach the saga coordinator";
+        keel_client_attach (self->saga, self->loop);
+    }
+
     //  Routes and auth.
     const char *error = NULL;
     if (s_apply_config (self, args->config, &error) == -1)
@@ -1996,6 +2219,7 @@ s_self_destroy (self_t *self)
     keel_breaker_mirror_destroy (&self->mirror);
     keel_subscriber_destroy (&self->registry_events);
     keel_client_destroy (&self->registry);
+    keel_client_destroy (&self->saga);
     keel_auth_destroy (&self->auth);
     keel_server_destroy (&self->server);
     zloop_destroy (&self->loop);
