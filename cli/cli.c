@@ -8,6 +8,7 @@
 #include "breaker_actor.h"
 #include "gateway_actor.h"
 #include "saga_actor.h"
+#include "shop_actor.h"
 #include "breaker.pb-c.h"
 #include "registry.pb-c.h"
 #include "node.pb-c.h"
@@ -24,6 +25,8 @@ const keel_actor_def_t cli_actors[] = {
     {"echo", keel_echo_actor, "demo service: echo.say, echo.said events"},
     {"saga", keel_saga_actor,
      "saga coordinator: durable orchestration with compensation"},
+    {"shop", keel_shop_actor,
+     "demo shop: orders, inventory, payments (saga participants)"},
     {"gateway", keel_gateway_actor,
      "API gateway: HTTP routes to bus and HTTP services, JWT, breakers"},
     {NULL, NULL, NULL},

@@ -606,6 +606,10 @@ s_def_add (self_t *self, Keel__SagaDefinition *def)
         (Keel__SagaDefinition *)zhashx_lookup (self->latest, def->name);
     if (!latest || latest == def || latest->version <= def->version)
         zhashx_update (self->latest, def->name, def);
+    //  Find its participants now, not at its first saga.
+    if (self->follow)
+        for (size_t i = 0; i < def->n_steps; i++)
+            keel_follow_watch (self->follow, def->steps[i]->service);
     return def;
 }
 
@@ -1127,6 +1131,11 @@ s_self_init (self_t *self)
         keel_directory_events (args->directory, registry_name));
     if (!self->follow || keel_follow_attach (self->follow, self->loop) == -1)
         return "cannot follow the registry";
+    for (Keel__SagaDefinition *def =
+             (Keel__SagaDefinition *)zhashx_first (self->defs);
+         def; def = (Keel__SagaDefinition *)zhashx_next (self->defs))
+        for (size_t i = 0; i < def->n_steps; i++)
+            keel_follow_watch (self->follow, def->steps[i]->service);
     keel_breaker_config_t bc;
     keel_breaker_config_default (&bc);
     const char *b_ep =

@@ -172,8 +172,8 @@ int keel_saga_resolve (Keel__SagaRecord *self, bool skip, int64_t now_ms,
 
 //  The wait before attempt `attempt` + 1 under `policy` (attempt >= 1),
 //  jitter included, as a hash of `seed_text` and the attempt picks it.
-int64_t keel_saga_backoff_ms (const Keel__RetryPolicy *policy,
-                              uint32_t attempt, const char *seed_text);
+int64_t keel_saga_backoff_ms (const Keel__RetryPolicy *policy, uint32_t attempt,
+                              const char *seed_text);
 
 //  Static names: "RUNNING", "COMPENSATING", "COMPLETED", "COMPENSATED",
 //  "STUCK" and "PENDING", "RUNNING", "DONE", "FAILED", "COMPENSATING",
