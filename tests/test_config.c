@@ -828,6 +828,50 @@ START_TEST (test_endpoint_valid)
 }
 END_TEST
 
+START_TEST (test_scope)
+{
+    keel_config_t *config = s_load ("saga\n"
+                                    "    definition\n"
+                                    "        name = a\n"
+                                    "        version = 2\n"
+                                    "    definition\n"
+                                    "        name = b\n"
+                                    "        version = x\n"
+                                    "        extra = 1\n");
+    zconfig_t *first = zconfig_locate (keel_config_root (config), "saga");
+    first = zconfig_child (first);
+    zconfig_t *second = zconfig_next (first);
+    const char *name = NULL;
+    int64_t version = 0;
+    //  Under the first repeated section.
+    ck_assert_ptr_null (keel_config_scope (config, first));
+    ck_assert_int_eq (keel_config_string (config, "name", NULL, &name), 0);
+    ck_assert_str_eq (name, "a");
+    ck_assert_int_eq (keel_config_int (config, "version", 1, 9, 1, &version),
+                      0);
+    ck_assert_int_eq (version, 2);
+    //  Under the second: errors name the full path and its own line.
+    ck_assert_ptr_eq (keel_config_scope (config, second), first);
+    ck_assert_int_eq (keel_config_string (config, "name", NULL, &name), 0);
+    ck_assert_str_eq (name, "b");
+    ck_assert_int_eq (keel_config_int (config, "version", 1, 9, 1, &version),
+                      -1);
+    ck_assert_ptr_nonnull (strstr (keel_config_error (config),
+                                   ":7: key 'saga/definition/version'"));
+    static const char *keys[] = {"name", "version", NULL};
+    ck_assert_int_eq (keel_config_check_keys (config, "", keys), -1);
+    ck_assert_ptr_nonnull (strstr (keel_config_error (config), ":8:"));
+    ck_assert_int_eq (keel_config_fail (config, "name", "bad"), -1);
+    ck_assert_ptr_nonnull (strstr (keel_config_error (config),
+                                   ":6: key 'saga/definition/name': bad"));
+    //  Back to the root.
+    ck_assert_ptr_eq (keel_config_scope (config, NULL), second);
+    ck_assert_int_eq (keel_config_string (config, "name", "none", &name), 0);
+    ck_assert_str_eq (name, "none");
+    keel_config_destroy (&config);
+}
+END_TEST
+
 int
 main (void)
 {
@@ -854,6 +898,7 @@ main (void)
     tcase_add_test (tc, test_endpoint_accessor);
     tcase_add_test (tc, test_fail);
     tcase_add_test (tc, test_check_keys);
+    tcase_add_test (tc, test_scope);
     suite_add_tcase (suite, tc);
 
     tc = tcase_create ("endpoints");

@@ -129,6 +129,10 @@ s_step_load (keel_config_t *config, zconfig_t *node, Keel__SagaStep *step)
     if (s_double (config, "backoff", 1, 100, 2, &r->backoff) == -1 ||
         s_double (config, "jitter", 0, 1, 0.2, &r->jitter) == -1)
         return -1;
+    //  On the wire 0 means "the default"; none at all is a jitter too small
+    //  to matter.
+    if (r->jitter == 0)
+        r->jitter = 1e-9;
     if (*names && s_names (names, r) == -1)
         return keel_config_fail_node (config, node, "out of memory");
     Keel__RetryPolicy *c = step->compensation_retry;
