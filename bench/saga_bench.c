@@ -19,6 +19,7 @@
 #include "shop_actor.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -180,6 +181,8 @@ main (int argc, char **argv)
         }
     }
 
+    struct rusage usage0, usage1;
+    getrusage (RUSAGE_SELF, &usage0);
     s_slot_t *slots = (s_slot_t *)calloc (n, sizeof (s_slot_t));
     size_t sent = 0, done = 0;
     int64_t start = zclock_usecs ();
@@ -210,6 +213,13 @@ main (int argc, char **argv)
             break;
     }
     double seconds = (double)(zclock_usecs () - start) / 1e6;
+    getrusage (RUSAGE_SELF, &usage1);
+    double cpu_us =
+        (double)(usage1.ru_utime.tv_sec - usage0.ru_utime.tv_sec +
+                 usage1.ru_stime.tv_sec - usage0.ru_stime.tv_sec) *
+            1e6 +
+        (double)(usage1.ru_utime.tv_usec - usage0.ru_utime.tv_usec +
+                 usage1.ru_stime.tv_usec - usage0.ru_stime.tv_usec);
     zpoller_destroy (&poller);
     double *lat = (double *)calloc (n, sizeof (double));
     size_t completed = 0, other = 0;
@@ -230,6 +240,9 @@ main (int argc, char **argv)
     printf ("  throughput     %.0f sagas/s\n", rate);
     printf ("  latency        p50 %.2f ms   p99 %.2f ms   (start to end)\n",
             done ? lat[done / 2] : 0, done ? lat[(size_t)(done * 0.99)] : 0);
+    printf ("  cpu            %.0f us per saga (every thread: coordinator, "
+            "participants, client)\n",
+            done ? cpu_us / (double)done : 0);
     printf ("  anchor         %.0f fdatasync/s on the same disk (4 KB)\n",
             fsyncs);
     printf ("  ratio          %.1f sagas per fdatasync-second\n",

@@ -90,7 +90,12 @@ struct _self_t {
     zlistx_t *dirty;             //  s_saga_t changed since last batch
     s_work_t *work;              //  queued work
     size_t n_work, cap_work;
-    bool flush_scheduled;          //  a flush timer is set
+    bool flush_scheduled; //  a flush timer is set
+    zactor_t *writer;     //  log writer thread, or NULL (inline)
+    bool writing;         //  a batch is with the writer
+    zlistx_t *batch;      //  s_saga_t of the batch being written
+    s_work_t *batch_work; //  its work, done once it is durable
+    size_t n_batch_work;
     keel_follow_t *follow;         //  participants' instances
     zhashx_t *clients;             //  endpoint -> keel_client_t
     zhashx_t *rr;                  //  service -> round robin counter
@@ -410,40 +415,106 @@ s_forget (self_t *self, s_saga_t *saga)
     zhashx_delete (self->sagas, s_id (saga));
 }
 
-static int
-s_flush (self_t *self)
+//  A record packed for the log, without its definition: the definition is
+//  stored once (saga.define, config) and put back on load by name and
+//  version, so each write carries only the saga's own state.
+static zframe_t *
+s_pack (Keel__SagaRecord *record)
 {
-    if (zlistx_size (self->dirty) == 0 && self->n_work == 0)
-        return 0;
-    int rc = keel_saga_log_begin (self->log);
-    for (s_saga_t *saga = (s_saga_t *)zlistx_first (self->dirty);
-         saga && rc == 0; saga = (s_saga_t *)zlistx_next (self->dirty))
-        rc = keel_saga_log_put (self->log, saga->record);
-    if (rc == 0)
-        rc = keel_saga_log_commit (self->log);
-    else
-        keel_saga_log_rollback (self->log);
-    if (rc == -1) {
-        //  Nothing of this batch is durable: send nothing. Sagas that were
+    Keel__SagaDefinition *definition = record->definition;
+    record->definition = NULL;
+    size_t size = keel__saga_record__get_packed_size (record);
+    zframe_t *frame = zframe_new (NULL, size);
+    if (frame)
+        keel__saga_record__pack (record, zframe_data (frame));
+    record->definition = definition;
+    return frame;
+}
+
+//  The log writer: a thread with its own connection to the log file that
+//  writes batches of packed records, one transaction each, and answers
+//  "OK" or "ERR" + message. The coordinator goes on with the next batch's
+//  changes meanwhile (the write and its fsync use the other core).
+typedef struct {
+    const char *path;
+    keel_saga_log_config_t config;
+} s_writer_args_t;
+
+static void
+s_writer_actor (zsock_t *pipe, void *args)
+{
+    s_writer_args_t *a = (s_writer_args_t *)args;
+    char *error = NULL;
+    keel_saga_log_t *log = keel_saga_log_open (a->path, &a->config, &error);
+    zsock_signal (pipe, log ? 0 : 1);
+    free (error);
+    while (log) {
+        zmsg_t *msg = zmsg_recv (pipe);
+        if (!msg)
+            break;
+        char *command = zmsg_popstr (msg);
+        if (!command || streq (command, "$TERM")) {
+            zstr_free (&command);
+            zmsg_destroy (&msg);
+            break;
+        }
+        int rc = keel_saga_log_begin (log);
+        for (zframe_t *frame = zmsg_first (msg); frame && rc == 0;
+             frame = zmsg_next (msg)) {
+            Keel__SagaRecord *record = keel__saga_record__unpack (
+                NULL, zframe_size (frame), zframe_data (frame));
+            rc = record ? keel_saga_log_put (log, record) : -1;
+            if (record)
+                keel__saga_record__free_unpacked (record, NULL);
+        }
+        if (rc == 0)
+            rc = keel_saga_log_commit (log);
+        else
+            keel_saga_log_rollback (log);
+        zsock_send (pipe, "ss", rc == 0 ? "OK" : "ERR",
+                    rc == 0 ? "" : keel_saga_log_error (log));
+        zstr_free (&command);
+        zmsg_destroy (&msg);
+    }
+    keel_saga_log_close (&log);
+}
+
+//  A batch ended: written (error NULL) or not. Do its work, or undo what
+//  cannot stand.
+static void
+s_batch_done (self_t *self, const char *error)
+{
+    zlistx_t *batch = self->batch;
+    s_work_t *work = self->batch_work;
+    size_t n_work = self->n_batch_work;
+    self->batch = NULL;
+    self->batch_work = NULL;
+    self->n_batch_work = 0;
+    self->writing = false;
+    if (error) {
+        //  Nothing of this batch is durable: do none of its work. Sagas
         //  never written are given up (their starts answered UNAVAILABLE);
-        //  the others stay dirty and are written again on the next tick.
+        //  the others are written again (with their work) on the next tick.
         self->log_failures++;
         free (self->log_error);
-        self->log_error = strdup (keel_saga_log_error (self->log));
+        self->log_error = strdup (error);
         keel_log_limited (&self->log_limit, keel_now_ms (),
                           "%s: saga log write failed: %s", self->name,
                           self->log_error);
-        for (s_saga_t *saga = (s_saga_t *)zlistx_first (self->dirty); saga;
-             saga = (s_saga_t *)zlistx_next (self->dirty))
+        for (s_saga_t *saga = (s_saga_t *)zlistx_first (batch); saga;
+             saga = (s_saga_t *)zlistx_next (batch))
             if (!saga->persisted && !saga->dropped) {
                 saga->dropped = true;
                 s_forget (self, saga);
             }
+        //  The kept work goes before whatever came since.
+        s_work_t *merged = (s_work_t *)malloc ((n_work + self->n_work + 1) *
+                                               sizeof (s_work_t));
         size_t kept = 0;
-        for (size_t i = 0; i < self->n_work; i++) {
-            s_work_t *w = &self->work[i];
-            if (!w->saga->dropped) {
-                self->work[kept++] = *w;
+        for (size_t i = 0; i < n_work; i++) {
+            s_work_t *w = &work[i];
+            if (!w->saga->dropped && merged) {
+                merged[kept++] = *w;
                 continue;
             }
             if (w->kind == S_REPLY) {
@@ -454,11 +525,22 @@ s_flush (self_t *self)
             }
             free (w->error);
         }
-        self->n_work = kept;
-        s_saga_t *saga = (s_saga_t *)zlistx_first (self->dirty);
-        while (saga) {
+        if (merged) {
+            memcpy (merged + kept, self->work,
+                    self->n_work * sizeof (s_work_t));
+            free (self->work);
+            self->work = merged;
+            self->n_work = self->cap_work = kept + self->n_work;
+        }
+        free (work);
+        for (s_saga_t *saga = (s_saga_t *)zlistx_first (batch); saga;
+             saga = (s_saga_t *)zlistx_next (batch)) {
             if (saga->dropped) {
-                zlistx_delete (self->dirty, zlistx_cursor (self->dirty));
+                if (saga->dirty) {
+                    void *handle = zlistx_find (self->dirty, saga);
+                    if (handle)
+                        zlistx_delete (self->dirty, handle);
+                }
                 s_waiter_t *waiter;
                 while ((waiter = (s_waiter_t *)zlistx_first (saga->waiters))) {
                     keel_server_reply_error (
@@ -467,27 +549,19 @@ s_flush (self_t *self)
                     zlistx_delete (saga->waiters, NULL);
                 }
                 s_saga_free (&saga);
-                saga = (s_saga_t *)zlistx_first (self->dirty);
-                //  restart the scan: the cursor moved
-                continue;
+            } else if (!saga->dirty) {
+                saga->dirty = true;
+                zlistx_add_end (self->dirty, saga);
             }
-            saga = (s_saga_t *)zlistx_next (self->dirty);
         }
-        return -1;
+        zlistx_destroy (&batch);
+        return;
     }
     //  Durable: mark, then do the work, in order.
     zstr_free (&self->log_error);
-    zlistx_t *batch = self->dirty;
-    self->dirty = zlistx_new ();
     for (s_saga_t *saga = (s_saga_t *)zlistx_first (batch); saga;
-         saga = (s_saga_t *)zlistx_next (batch)) {
-        saga->dirty = false;
+         saga = (s_saga_t *)zlistx_next (batch))
         saga->persisted = true;
-    }
-    s_work_t *work = self->work;
-    size_t n_work = self->n_work;
-    self->work = NULL;
-    self->n_work = self->cap_work = 0;
     for (size_t i = 0; i < n_work; i++) {
         s_work_t *w = &work[i];
         if (w->kind == S_CMD && !keel_saga_finished (w->saga->record))
@@ -516,6 +590,77 @@ s_flush (self_t *self)
         }
     }
     zlistx_destroy (&batch);
+}
+
+//  Write what changed since the last batch (one batch at a time: while
+//  one is being written, changes gather for the next).
+static int
+s_flush (self_t *self)
+{
+    if (self->writing)
+        return 0;
+    if (zlistx_size (self->dirty) == 0 && self->n_work == 0)
+        return 0;
+    self->batch = self->dirty;
+    self->dirty = zlistx_new ();
+    self->batch_work = self->work;
+    self->n_batch_work = self->n_work;
+    self->work = NULL;
+    self->n_work = self->cap_work = 0;
+    for (s_saga_t *saga = (s_saga_t *)zlistx_first (self->batch); saga;
+         saga = (s_saga_t *)zlistx_next (self->batch))
+        saga->dirty = false;
+    if (self->writer) {
+        zmsg_t *msg = zmsg_new ();
+        zmsg_addstr (msg, "BATCH");
+        bool ok = true;
+        for (s_saga_t *saga = (s_saga_t *)zlistx_first (self->batch);
+             saga && ok; saga = (s_saga_t *)zlistx_next (self->batch)) {
+            zframe_t *frame = s_pack (saga->record);
+            ok = frame && zmsg_append (msg, &frame) == 0;
+        }
+        if (ok && zmsg_send (&msg, self->writer) == 0) {
+            self->writing = true;
+            return 0;
+        }
+        zmsg_destroy (&msg);
+        s_batch_done (self, "cannot hand the batch to the log writer");
+        return -1;
+    }
+    //  No writer (a log in memory): write here.
+    int rc = keel_saga_log_begin (self->log);
+    for (s_saga_t *saga = (s_saga_t *)zlistx_first (self->batch);
+         saga && rc == 0; saga = (s_saga_t *)zlistx_next (self->batch)) {
+        Keel__SagaDefinition *definition = saga->record->definition;
+        saga->record->definition = NULL;
+        rc = keel_saga_log_put (self->log, saga->record);
+        saga->record->definition = definition;
+    }
+    if (rc == 0)
+        rc = keel_saga_log_commit (self->log);
+    else
+        keel_saga_log_rollback (self->log);
+    s_batch_done (self, rc == 0 ? NULL : keel_saga_log_error (self->log));
+    return rc;
+}
+
+//  The writer answered the batch in flight.
+static int
+s_on_writer (zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void)loop;
+    self_t *self = (self_t *)arg;
+    char *status = NULL, *message = NULL;
+    if (zsock_recv (sock, "ss", &status, &message) == -1)
+        return -1;
+    if (self->writing)
+        s_batch_done (self, status && streq (status, "OK") ? NULL
+                            : message                      ? message
+                                      : "log writer failed");
+    zstr_free (&status);
+    zstr_free (&message);
+    //  Changes that gathered meanwhile go next.
+    s_flush (self);
     return 0;
 }
 
@@ -792,11 +937,13 @@ s_handle_start (keel_server_t *server, keel_request_t *request, void *arg)
     //  Participants are found in the registry.
     for (size_t i = 0; i < def->n_steps; i++)
         keel_follow_watch (self->follow, def->steps[i]->service);
-    unsigned char raw[10];
-    randombytes_buf (raw, sizeof raw);
-    char id[2 * sizeof raw + 1];
-    for (size_t i = 0; i < sizeof raw; i++)
-        snprintf (id + 2 * i, 3, "%02x", raw[i]);
+    //  Ids sort by creation (12 hex digits of wall-clock ms, then 8
+    //  random): the log's indexes then grow at one end, which keeps its
+    //  writes on a few hot pages instead of all over the file.
+    uint32_t random = randombytes_random ();
+    char id[32];
+    snprintf (id, sizeof id, "%012llx%08x",
+              (unsigned long long)(s_now () & 0xFFFFFFFFFFFFULL), random);
     S_OUT (out);
     Keel__SagaRecord *record = keel_saga_record_new (
         def, id, req->input.data, req->input.len,
@@ -985,8 +1132,9 @@ s_handle_list (keel_server_t *server, keel_request_t *request, void *arg)
         free (list.records);
         return KEEL_ERR_INTERNAL;
     }
-    int rc = keel_saga_log_list (self->log, req->any_state ? -1 : (int)req->state,
-                                 limit, s_on_listed, &list);
+    int rc =
+        keel_saga_log_list (self->log, req->any_state ? -1 : (int)req->state,
+                            limit, s_on_listed, &list);
     if (rc == -1)
         keel_server_reply_error (server, request, KEEL_ERR_UNAVAILABLE,
                                  "saga log cannot be read: %s",
@@ -1017,6 +1165,22 @@ static int
 s_on_unfinished (Keel__SagaRecord *record, void *arg)
 {
     self_t *self = (self_t *)arg;
+    //  The log keeps records without their definition: put it back.
+    if (!record->definition) {
+        char key[160];
+        snprintf (key, sizeof key, "%s@%u", record->status->definition,
+                  record->status->version);
+        Keel__SagaDefinition *def =
+            (Keel__SagaDefinition *)zhashx_lookup (self->defs, key);
+        record->definition = def ? s_def_copy (def) : NULL;
+        if (!record->definition) {
+            zsys_error ("%s: saga %s: its definition %s is unknown; it "
+                        "cannot resume",
+                        self->name, record->status->id, key);
+            keel_saga_record_destroy (&record);
+            return 0;
+        }
+    }
     s_saga_t *saga = s_saga_new (record);
     saga->persisted = true;
     zhashx_insert (self->sagas, s_id (saga), saga);
@@ -1112,6 +1276,18 @@ s_self_init (self_t *self)
         free (defs);
         return keel_config_error (config);
     }
+    //  Batches are written by a thread of their own (a file log only: a
+    //  log in memory is one connection's).
+    if (!streq (log_path, ":memory:") &&
+        strncmp (log_path, "file::memory:", 13)) {
+        static s_writer_args_t writer_args;
+        writer_args.path = log_path;
+        writer_args.config = lc;
+        self->writer = zactor_new (s_writer_actor, &writer_args);
+        if (!self->writer)
+            return "cannot start the log writer";
+        zloop_reader (self->loop, (zsock_t *)self->writer, s_on_writer, self);
+    }
     for (int i = 0; i < n_defs; i++) {
         keel_saga_log_put_definition (self->log, defs[i]);
         s_def_add (self, defs[i]);
@@ -1178,9 +1354,29 @@ s_self_init (self_t *self)
 static void
 s_self_destroy (self_t *self)
 {
-    //  What is not written yet is written now if it can be.
-    if (self->log)
-        s_flush (self);
+    //  What is not written yet is written now if it can be: wait for the
+    //  batch with the writer, then write the rest.
+    for (int round = 0; round < 3 && self->log; round++) {
+        if (self->writing && self->writer) {
+            zsock_set_rcvtimeo (self->writer, 5000);
+            if (s_on_writer (self->loop, (zsock_t *)self->writer, self) == -1)
+                break;
+        } else if (!self->writing)
+            s_flush (self);
+        if (!self->writing && zlistx_size (self->dirty) == 0 &&
+            self->n_work == 0)
+            break;
+    }
+    if (self->writing && self->batch) {
+        //  The writer did not answer: drop the batch's work.
+        for (size_t i = 0; i < self->n_batch_work; i++) {
+            keel_request_destroy (&self->batch_work[i].request);
+            free (self->batch_work[i].error);
+        }
+        free (self->batch_work);
+        zlistx_destroy (&self->batch);
+    }
+    zactor_destroy (&self->writer);
     for (size_t i = 0; i < self->n_work; i++) {
         keel_request_destroy (&self->work[i].request);
         free (self->work[i].error);

@@ -50,10 +50,10 @@ typedef struct {
 
 //  Counters since open.
 typedef struct {
-    uint64_t commits;     //  batches committed
-    uint64_t records;     //  records written (puts that reached a commit)
-    uint64_t failures;    //  commits (or puts) that failed
-    uint64_t compacted;   //  finished sagas deleted by compaction
+    uint64_t commits;   //  batches committed
+    uint64_t records;   //  records written (puts that reached a commit)
+    uint64_t failures;  //  commits (or puts) that failed
+    uint64_t compacted; //  finished sagas deleted by compaction
 } keel_saga_log_stats_t;
 
 //  Open (create if needed) the log at `path` (a file name; ":memory:" for

@@ -92,8 +92,9 @@
                              each service as above; "journal": per saga,
                              every effect of the three in the order applied
         shop.heal            heal all three -> {"healed":N}
-    A payload that is not a SagaStepRequest, or an input that is not a JSON
-    object of the keys above, is BAD_REQUEST.
+    A step request without a saga id, an input that is not a JSON object, or
+    a key above with a value of the wrong type or range, is BAD_REQUEST
+    (every service checks the whole input; other keys are ignored).
 
     Memory is bounded: each service (and the journal) keeps the records of
     the latest `max_sagas` sagas; older ones are forgotten.
