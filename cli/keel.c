@@ -26,26 +26,58 @@ static const char *s_program = "keel";
 
 static volatile sig_atomic_t s_reload_asked = 0;
 
-//  The dev node's gateway: public and protected routes to the echo service,
-//  tokens from `keel token` (the dev key).
-static const char *s_dev_gateway = "gateway\n"
-                                   "    listen = 127.0.0.1:8080\n"
-                                   "    auth\n"
-                                   "        iss = " CLI_DEV_ISSUER "\n"
-                                   "        key\n"
-                                   "            kid = " CLI_DEV_KID "\n"
-                                   "            alg = HS256\n"
-                                   "            secret = " CLI_DEV_SECRET "\n"
-                                   "    route\n"
-                                   "        name = echo\n"
-                                   "        path = /echo/*\n"
-                                   "        target = bus:echo\n"
-                                   "    route\n"
-                                   "        name = secure-echo\n"
-                                   "        path = /secure/echo/*\n"
-                                   "        target = bus:echo\n"
-                                   "        auth = jwt\n"
-                                   "        scopes = echo:read\n";
+//  The dev node's settings: the saga log, the demo saga (create order ->
+//  reserve inventory -> charge payment), and the gateway's routes: echo
+//  (public and JWT-protected) and orders (a saga per POST), tokens from
+//  `keel token` (the dev key).
+static const char *s_dev_settings = "saga\n"
+                                    "    log = /tmp/keel-dev-saga.db\n"
+                                    "    definition\n"
+                                    "        name = order\n"
+                                    "        step\n"
+                                    "            name = create\n"
+                                    "            service = orders\n"
+                                    "            action = create\n"
+                                    "            compensation = cancel\n"
+                                    "            non_retryable = CONFLICT\n"
+                                    "        step\n"
+                                    "            name = reserve\n"
+                                    "            service = inventory\n"
+                                    "            action = reserve\n"
+                                    "            compensation = release\n"
+                                    "            non_retryable = CONFLICT\n"
+                                    "        step\n"
+                                    "            name = charge\n"
+                                    "            service = payments\n"
+                                    "            action = charge\n"
+                                    "            compensation = refund\n"
+                                    "            non_retryable = CONFLICT\n"
+                                    "gateway\n"
+                                    "    listen = 127.0.0.1:8080\n"
+                                    "    auth\n"
+                                    "        iss = " CLI_DEV_ISSUER "\n"
+                                    "        key\n"
+                                    "            kid = " CLI_DEV_KID "\n"
+                                    "            alg = HS256\n"
+                                    "            secret = " CLI_DEV_SECRET "\n"
+                                    "    route\n"
+                                    "        name = echo\n"
+                                    "        path = /echo/*\n"
+                                    "        target = bus:echo\n"
+                                    "    route\n"
+                                    "        name = secure-echo\n"
+                                    "        path = /secure/echo/*\n"
+                                    "        target = bus:echo\n"
+                                    "        auth = jwt\n"
+                                    "        scopes = echo:read\n"
+                                    "    route\n"
+                                    "        name = orders\n"
+                                    "        path = /orders\n"
+                                    "        target = saga:order\n"
+                                    "    route\n"
+                                    "        name = order-status\n"
+                                    "        path = /orders/{id}\n"
+                                    "        target = saga-status:order\n";
 
 static void
 s_on_sighup (int signal)
@@ -101,7 +133,7 @@ s_node (cli_t *cli, int argc, char **argv)
         char *text =
             keel_node_dev_config (cli_actors, bus ? bus : CLI_DEFAULT_BUS,
                                   events ? events : CLI_DEFAULT_EVENTS);
-        char *full = text ? zsys_sprintf ("%s%s", text, s_dev_gateway) : NULL;
+        char *full = text ? zsys_sprintf ("%s%s", text, s_dev_settings) : NULL;
         config = keel_config_load_string (full, "<dev>", &error);
         zstr_free (&text);
         zstr_free (&full);
@@ -147,9 +179,11 @@ s_node (cli_t *cli, int argc, char **argv)
                 "  curl -H \"Authorization: Bearer $(%s token --sub me "
                 "--scope echo:read)\" \\\n"
                 "       http://%s/secure/echo/hi\n"
-                "  %s registry list\n"
+                "  curl -H 'Prefer: wait=5' -d '{\"item\":\"apple\",\"qty\":2,"
+                "\"amount\":30}' \\\n       http://%s/orders\n"
+                "  %s saga list\n"
                 "  %s watch              (then curl again, elsewhere)\n",
-                listen, s_program, listen, s_program, s_program);
+                listen, s_program, listen, listen, s_program, s_program);
     fflush (stdout);
 
     //  SIGINT/SIGTERM set zsys_interrupted (CZMQ's handler) in whichever

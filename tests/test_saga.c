@@ -1042,11 +1042,62 @@ START_TEST (test_bad_requests)
 }
 END_TEST
 
+//  The shop by itself: it applies every request that reaches it; the
+//  SDK's dedupe makes a repeated key apply once; a compensation of an
+//  action that never took effect is counted and changes nothing.
+START_TEST (test_shop_direct)
+{
+    s_node_t *node = s_node_start (false, NULL);
+    char *actor = keel_node_actor_endpoint (node->name, "shop");
+    char *endpoint = zsys_sprintf ("%s-orders", actor);
+    keel_client_t *orders = keel_client_new ("tester", endpoint, NULL);
+    Keel__SagaStepRequest req = KEEL__SAGA_STEP_REQUEST__INIT;
+    req.input.data = (uint8_t *)"{\"order\":\"x\"}";
+    req.input.len = strlen ((const char *)req.input.data);
+    req.attempt = 1;
+    keel_call_opts_t keyed = {.idempotency_key = "direct-1/create/action"};
+    for (int i = 0; i < 3; i++) {
+        req.saga_id = "direct-1";
+        ck_assert_int_eq (keel_client_call (orders, "orders.create", &req.base,
+                                            &keyed, NULL, NULL, NULL),
+                          KEEL_OK);
+        req.saga_id = "direct-2";
+        ck_assert_int_eq (keel_client_call (orders, "orders.create", &req.base,
+                                            NULL, NULL, NULL, NULL),
+                          KEEL_OK);
+    }
+    req.saga_id = "direct-3";
+    req.compensate = true;
+    ck_assert_int_eq (keel_client_call (orders, "orders.cancel", &req.base,
+                                        NULL, NULL, NULL, NULL),
+                      KEEL_OK);
+    json_t *effects = s_effects (node);
+    ck_assert_int_eq (s_count (effects, "orders", "direct-1", "create"), 1);
+    ck_assert_int_eq (s_count (effects, "orders", "direct-2", "create"), 3);
+    ck_assert_int_eq (s_count (effects, "orders", "direct-3", "cancel"), 1);
+    json_t *three = json_object_get (
+        json_object_get (json_object_get (effects, "orders"), "sagas"),
+        "direct-3");
+    ck_assert_str_eq (json_string_value (json_object_get (three, "state")),
+                      "NONE");
+    ck_assert_int_eq (json_integer_value (json_object_get (
+                          json_object_get (effects, "orders"), "dedupe_hits")),
+                      2);
+    json_decref (effects);
+    keel_client_destroy (&orders);
+    free (endpoint);
+    free (actor);
+    s_node_stop (&node);
+}
+END_TEST
+
 // ---------------------------------------------------------------------------
 //  The CLI over the tcp front door
 
 //  Run `keel ARGS... --bus BUS` (ARGS end with NULL); returns the exit
 //  status, *out_p the output (caller frees).
+static int64_t s_keel_ms; //  how long the last one took
+
 static int
 s_keel (s_node_t *node, char **out_p, ...)
 {
@@ -1060,7 +1111,10 @@ s_keel (s_node_t *node, char **out_p, ...)
     argv[n++] = "--bus";
     argv[n++] = node->bus;
     argv[n] = NULL;
-    return testutil_run_cmd (argv, out_p);
+    int64_t started = zclock_mono ();
+    int rc = testutil_run_cmd (argv, out_p);
+    s_keel_ms = zclock_mono () - started;
+    return rc;
 }
 
 //  The saga id in `keel saga` output ("saga ID  ...").
@@ -1105,19 +1159,22 @@ START_TEST (test_cli)
     int rc =
         s_keel (node, &out, "saga", "start", "order", "--input",
                 "{\"item\":\"cli\",\"qty\":1,\"amount\":2}", "--wait", NULL);
-    ck_assert_msg (rc == 0, "%s", out);
+    ck_assert_msg (rc == 0, "exit %d after %lld ms: %s", rc,
+                   (long long)s_keel_ms, out);
     ck_assert_ptr_nonnull (strstr (out, "COMPLETED"));
     char *done_id = s_id_of (out);
     free (out);
 
     //  status
     rc = s_keel (node, &out, "saga", "status", done_id, NULL);
-    ck_assert_msg (rc == 0, "%s", out);
+    ck_assert_msg (rc == 0, "exit %d after %lld ms: %s", rc,
+                   (long long)s_keel_ms, out);
     ck_assert_ptr_nonnull (strstr (out, "COMPLETED"));
     ck_assert_ptr_nonnull (strstr (out, "charge"));
     free (out);
     rc = s_keel (node, &out, "saga", "status", done_id, "--json", NULL);
-    ck_assert_msg (rc == 0, "%s", out);
+    ck_assert_msg (rc == 0, "exit %d after %lld ms: %s", rc,
+                   (long long)s_keel_ms, out);
     json_error_t jerr;
     json_t *doc = json_loads (out, 0, &jerr);
     ck_assert_msg (doc, "not JSON: %s", out);
@@ -1134,17 +1191,20 @@ START_TEST (test_cli)
     //  listed among the compensated.
     rc = s_keel (node, &out, "saga", "start", "order", "--input",
                  "{\"fail\":\"payments\"}", "--wait", NULL);
-    ck_assert_msg (rc == 1, "%s", out);
+    ck_assert_msg (rc == 1, "exit %d after %lld ms: %s", rc,
+                   (long long)s_keel_ms, out);
     ck_assert_ptr_nonnull (strstr (out, "COMPENSATED"));
     char *failed_id = s_id_of (out);
     free (out);
     rc = s_keel (node, &out, "saga", "list", "--state", "compensated", NULL);
-    ck_assert_msg (rc == 0, "%s", out);
+    ck_assert_msg (rc == 0, "exit %d after %lld ms: %s", rc,
+                   (long long)s_keel_ms, out);
     ck_assert_ptr_nonnull (strstr (out, failed_id));
     ck_assert_ptr_null (strstr (out, done_id));
     free (out);
     rc = s_keel (node, &out, "saga", "list", "--json", NULL);
-    ck_assert_msg (rc == 0, "%s", out);
+    ck_assert_msg (rc == 0, "exit %d after %lld ms: %s", rc,
+                   (long long)s_keel_ms, out);
     ck_assert_ptr_nonnull (strstr (out, failed_id));
     ck_assert_ptr_nonnull (strstr (out, done_id));
     free (out);
@@ -1153,12 +1213,14 @@ START_TEST (test_cli)
     rc = s_keel (node, &out, "saga", "start", "order", "--input",
                  "{\"slow\":\"inventory\",\"delay_ms\":1500}", "--key",
                  "cli-slow", NULL);
-    ck_assert_msg (rc == 0, "%s", out);
+    ck_assert_msg (rc == 0, "exit %d after %lld ms: %s", rc,
+                   (long long)s_keel_ms, out);
     char *slow_id = s_id_of (out);
     free (out);
     s_wait_step (node, slow_id, 1, KEEL__STEP_STATE__STEP_RUNNING);
     rc = s_keel (node, &out, "saga", "cancel", slow_id, NULL);
-    ck_assert_msg (rc == 0, "%s", out);
+    ck_assert_msg (rc == 0, "exit %d after %lld ms: %s", rc,
+                   (long long)s_keel_ms, out);
     ck_assert_ptr_nonnull (strstr (out, "cancel requested"));
     free (out);
     Keel__SagaStatus *st =
@@ -1169,7 +1231,8 @@ START_TEST (test_cli)
     rc = s_keel (node, &out, "saga", "start", "order", "--input",
                  "{\"fail\":\"payments\",\"fail_compensation\":\"orders\"}",
                  "--wait", NULL);
-    ck_assert_msg (rc == 1, "%s", out);
+    ck_assert_msg (rc == 1, "exit %d after %lld ms: %s", rc,
+                   (long long)s_keel_ms, out);
     ck_assert_ptr_nonnull (strstr (out, "STUCK"));
     char *stuck_id = s_id_of (out);
     free (out);
@@ -1179,7 +1242,8 @@ START_TEST (test_cli)
     char *healed = s_call_raw (node->shop, "shop.heal");
     free (healed);
     rc = s_keel (node, &out, "saga", "resolve", stuck_id, "--retry", NULL);
-    ck_assert_msg (rc == 0, "%s", out);
+    ck_assert_msg (rc == 0, "exit %d after %lld ms: %s", rc,
+                   (long long)s_keel_ms, out);
     free (out);
     st = s_wait_state (node, stuck_id, KEEL__SAGA_STATE__SAGA_COMPENSATED);
     protobuf_c_message_free_unpacked (&st->base, NULL);
@@ -1250,6 +1314,7 @@ main (void)
     tcase_add_test (tc, test_duplicate_start);
     tcase_add_loop_test (tc, test_events, 0, 2);
     tcase_add_test (tc, test_bad_requests);
+    tcase_add_test (tc, test_shop_direct);
     tcase_add_test (tc, test_cli);
     suite_add_tcase (suite, tc);
     return testutil_run (suite);

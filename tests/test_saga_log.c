@@ -1047,6 +1047,10 @@ s_bench (bool sync_normal, int scale)
     ck_assert_int_eq (
         keel_saga_log_list (log, COMPLETED, SIZE_MAX, s_collect, &seen), 0);
     ck_assert_int_eq (seen.count, sagas);
+    //  Compaction in chunks (6400 sagas are more than one).
+    ck_assert_int_eq (keel_saga_log_compact (log, INT64_MAX), sagas);
+    ck_assert_uint_eq (keel_saga_log_stats (log).compacted, (uint64_t)sagas);
+    ck_assert_str_eq (s_list (log, COMPLETED, 1, &seen), "");
     printf ("saga_log bench (%s, synchronous=%s, %zu-byte records): "
             "%.0f puts/s in one batch (its commit %.1f ms), "
             "%.0f commits/s of one put, "

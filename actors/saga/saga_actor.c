@@ -458,6 +458,16 @@ s_writer_actor (zsock_t *pipe, void *args)
             zmsg_destroy (&msg);
             break;
         }
+        if (streq (command, "COMPACT")) {
+            //  Every write goes through this connection: no two writers
+            //  wait on each other's lock.
+            char *now = zmsg_popstr (msg);
+            keel_saga_log_compact (log, now ? atoll (now) : 0);
+            zstr_free (&now);
+            zstr_free (&command);
+            zmsg_destroy (&msg);
+            continue;
+        }
         int rc = keel_saga_log_begin (log);
         for (zframe_t *frame = zmsg_first (msg); frame && rc == 0;
              frame = zmsg_next (msg)) {
@@ -724,7 +734,11 @@ s_on_compact (zloop_t *loop, int timer_id, void *arg)
     (void)loop;
     (void)timer_id;
     self_t *self = (self_t *)arg;
-    keel_saga_log_compact (self->log, s_now ());
+    if (self->writer) {
+        zstr_sendm (self->writer, "COMPACT");
+        zstr_sendf (self->writer, "%" PRId64, s_now ());
+    } else
+        keel_saga_log_compact (self->log, s_now ());
     return 0;
 }
 

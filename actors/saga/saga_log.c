@@ -66,6 +66,7 @@
 #include "saga_log.h"
 
 #include <assert.h>
+#include <limits.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -83,6 +84,15 @@
 //  The packing buffer is kept between puts up to this size; a larger one
 //  (a record with big outputs) is freed after its put.
 #define S_BUFFER_KEEP (256 * 1024)
+
+//  Compaction deletes this many sagas a transaction, so that it holds the
+//  write lock (which another connection, the coordinator's log writer,
+//  may be waiting for) briefly, and the WAL does not grow by a day of
+//  sagas at once.
+#define S_COMPACT_CHUNK 4096
+
+//  A WAL larger than this is truncated back to it after a checkpoint.
+#define S_WAL_SIZE_LIMIT (64 * 1024 * 1024)
 
 //  The schema version written to PRAGMA user_version.
 #define S_SCHEMA_VERSION 1
@@ -161,8 +171,9 @@ static const char *s_sql[S_STMTS] = {
     //  updated after it is created) and lets the state index range over
     //  created_ms instead of reading every finished saga. A record whose
     //  clock went backwards is kept longer, never deleted early.
-    [S_COMPACT] = "DELETE FROM sagas WHERE state IN (?1, ?2)"
-                  " AND created_ms < ?3 AND updated_ms < ?3",
+    [S_COMPACT] = "DELETE FROM sagas WHERE rowid IN (SELECT rowid FROM sagas"
+                  " WHERE state IN (?1, ?2) AND created_ms < ?3"
+                  " AND updated_ms < ?3 LIMIT ?4)",
     [S_PUT_DEF] = "INSERT OR REPLACE INTO definitions (name, version, body)"
                   " VALUES (?1, ?2, ?3)",
     [S_EACH_DEF] = "SELECT name, version, body FROM definitions"
@@ -299,6 +310,11 @@ s_setup (keel_saga_log_t *self, const keel_saga_log_config_t *config,
                            : "PRAGMA synchronous = FULL";
     if (s_exec (db, sync, message_p) ||
         s_exec (db, "PRAGMA foreign_keys = OFF", message_p))
+        return -1;
+    char limit[64];
+    snprintf (limit, sizeof limit, "PRAGMA journal_size_limit = %d",
+              S_WAL_SIZE_LIMIT);
+    if (s_pragma (db, limit, mode, sizeof mode, message_p))
         return -1;
 
     char version[32];
@@ -968,16 +984,24 @@ keel_saga_log_compact (keel_saga_log_t *self, int64_t now_ms)
     sqlite3_bind_int (stmt, 1, S_COMPLETED);
     sqlite3_bind_int (stmt, 2, S_COMPENSATED);
     sqlite3_bind_int64 (stmt, 3, cutoff);
-    int rc = sqlite3_step (stmt);
-    if (rc != SQLITE_DONE)
-        s_db_error (self, "compact");
-    sqlite3_reset (stmt);
-    if (rc != SQLITE_DONE) {
-        self->stats.failures++;
-        return -1;
-    }
-    int deleted = sqlite3_changes (self->db);
-    self->stats.compacted += (uint64_t)deleted;
+    sqlite3_bind_int (stmt, 4, S_COMPACT_CHUNK);
+    //  One chunk a transaction (autocommit); chunks deleted before an
+    //  error stay deleted and counted.
+    int deleted = 0;
+    int chunk;
+    do {
+        int rc = sqlite3_step (stmt);
+        if (rc != SQLITE_DONE)
+            s_db_error (self, "compact");
+        sqlite3_reset (stmt);
+        if (rc != SQLITE_DONE) {
+            self->stats.failures++;
+            return -1;
+        }
+        chunk = sqlite3_changes (self->db);
+        deleted += chunk;
+        self->stats.compacted += (uint64_t)chunk;
+    } while (chunk == S_COMPACT_CHUNK && deleted <= INT_MAX - S_COMPACT_CHUNK);
     return deleted;
 }
 

@@ -11,9 +11,8 @@
         delay timers (one per delayed action) -'
 
     Each service keeps one record per saga (s_rec_t): what its action
-    applied (so a compensation undoes exactly that), how often each effect
-    was applied (the counts tests check), and the action's answer (for a
-    delayed copy that finds the work already done). The shop keeps the
+    applied (so a compensation undoes exactly that) and how often each
+    effect was applied (the counts tests check). The shop keeps the
     journal: per saga, every effect of the three services in order.
 */
 #include "shop_actor.h"
@@ -54,10 +53,6 @@ typedef struct {
     char *name;        //  order name (orders), item (inventory), or NULL
     int64_t qty;       //  units reserved (inventory), amount (payments)
     bool healed;       //  fail_compensation no longer honoured
-    bool answered;     //  the action ran: code, text, reply hold its answer
-    int code;          //  its error code (KEEL_OK = success)
-    char *text;        //  its error text, or NULL
-    char *reply;       //  its reply JSON, or NULL
 } s_rec_t;
 
 //  One service.
@@ -117,8 +112,6 @@ s_rec_free (void **item)
         return;
     free (rec->id);
     free (rec->name);
-    free (rec->text);
-    free (rec->reply);
     free (rec);
     *item = NULL;
 }
@@ -281,13 +274,10 @@ s_stock (self_t *self, const char *item)
 // ---------------------------------------------------------------------------
 //  Actions
 
-//  Run the action of `svc` for `req` now: refuse it or apply it, remember
-//  the answer, reply. `delayed`: a copy that waited; if the action already
-//  ran meanwhile, answer what it answered and apply nothing.
+//  Run the action of `svc` for `req` now: refuse it or apply it, reply.
 static void
 s_run_action (s_svc_t *svc, keel_request_t *request,
-              const Keel__SagaStepRequest *req, const s_input_t *in,
-              bool delayed)
+              const Keel__SagaStepRequest *req, const s_input_t *in)
 {
     self_t *self = svc->self;
     keel_server_t *server = keel_service_server (svc->service);
@@ -295,12 +285,6 @@ s_run_action (s_svc_t *svc, keel_request_t *request,
     if (!rec) {
         keel_server_reply_error (server, request, KEEL_ERR_INTERNAL,
                                  "out of memory");
-        return;
-    }
-    if (delayed && rec->answered) {
-        keel_server_reply_raw (server, request, rec->code, rec->text,
-                               rec->reply,
-                               rec->reply ? strlen (rec->reply) : 0);
         return;
     }
     int code = KEEL_OK;
@@ -340,12 +324,6 @@ s_run_action (s_svc_t *svc, keel_request_t *request,
         doc = json_pack ("{s:s, s:I, s:s}", "saga", req->saga_id, "amount",
                          (json_int_t)in->amount, "state", svc->kind->done);
     }
-    rec->answered = code != KEEL_ERR_INTERNAL;
-    rec->code = code;
-    free (rec->text);
-    rec->text = code ? strdup (text) : NULL;
-    free (rec->reply);
-    rec->reply = doc ? json_dumps (doc, JSON_COMPACT) : NULL;
     if (code == KEEL_OK) {
         rec->applied++;
         rec->state = svc->kind->done;
@@ -383,7 +361,7 @@ s_on_delay (zloop_t *loop, int timer_id, void *arg)
         const char *error = NULL;
         json_t *doc = req ? s_input_parse (req, &in, &error) : NULL;
         if (doc)
-            s_run_action (svc, request, req, &in, true);
+            s_run_action (svc, request, req, &in);
         else
             keel_server_reply_error (server, request, KEEL_ERR_INTERNAL,
                                      "delayed request lost its payload");
@@ -437,7 +415,7 @@ s_on_action (keel_server_t *server, keel_request_t *request, void *arg)
         } else
             pending->handle = zlistx_add_end (svc->self->pending, pending);
     } else
-        s_run_action (svc, request, req, &in, false);
+        s_run_action (svc, request, req, &in);
     json_decref (doc);
     return KEEL_OK;
 }

@@ -62,11 +62,13 @@
     A delayed action takes effect when its delay ends, and only if its
     caller's deadline (envelope timeout) has not passed by then: otherwise it
     is abandoned -- nothing applied, answered TIMEOUT -- as a real service
-    drops work nobody waits for. If the action took effect meanwhile (a later
-    attempt that was not delayed), the delayed one answers what that attempt
-    answered and applies nothing. Every other request applies its effect
-    each time it reaches the handler: exactly-once rests on the SDK's dedupe
-    of the idempotency key, which is what the counts below let tests check.
+    drops work nobody waits for. Every request that reaches a handler
+    applies its effect: the shop itself does not deduplicate. Exactly-once
+    rests on the SDK's dedupe of the idempotency key (a success or a
+    refusal is replayed, a transient failure is not) and on the coordinator
+    sending an attempt again only after the previous one's deadline (by then
+    a delayed copy still waiting is abandoned). The counts below are what
+    lets tests check that.
 
     Other methods (empty payload):
         <service>.effects    JSON (the reply payload bytes) of one service:
