@@ -25,6 +25,7 @@ typedef struct {
     bool dirty;             //  events came during a discover
     uint64_t index;         //  registry index the list is current to
     int64_t retry_at;       //  discover again then (keel_now_ms), 0 = no
+    int64_t asked_at;       //  last discover sent (keel_now_ms)
 } s_service_t;
 
 struct _keel_follow_t {
@@ -177,6 +178,7 @@ s_discover (keel_follow_t *self, s_service_t *service)
         return;
     Keel__DiscoverRequest req = KEEL__DISCOVER_REQUEST__INIT;
     req.service = service->name;
+    service->asked_at = keel_now_ms ();
     keel_call_opts_t opts = {.timeout_ms = 2000, .idempotent = true};
     service->discover_id =
         keel_client_request (self->client, "registry.discover", &req.base,
@@ -335,6 +337,20 @@ keel_follow_instances (keel_follow_t *self, const char *name,
         *instances_p =
             service ? (const Keel__Instance *const *)service->items : NULL;
     return service ? service->n : 0;
+}
+
+int
+keel_follow_refresh (keel_follow_t *self, const char *name,
+                     int64_t min_interval_ms)
+{
+    s_service_t *service = (s_service_t *)zhashx_lookup (self->services, name);
+    if (!service)
+        return -1;
+    if (service->discover_id)
+        service->dirty = true; //  once more when this answer comes
+    else if (keel_now_ms () - service->asked_at >= min_interval_ms)
+        s_discover (self, service);
+    return 0;
 }
 
 bool

@@ -53,6 +53,14 @@ int keel_follow_watch (keel_follow_t *self, const char *service);
 size_t keel_follow_instances (keel_follow_t *self, const char *service,
                               const Keel__Instance *const **instances_p);
 
+//  Discover `service` again now, unless it was (or is being) discovered in
+//  the last `min_interval_ms`: for a caller that found no instance, in case
+//  a registration's event was missed (a subscriber misses what is
+//  published before its subscription reaches the publisher). Returns 0, or
+//  -1 if the service is not followed.
+int keel_follow_refresh (keel_follow_t *self, const char *service,
+                         int64_t min_interval_ms);
+
 //  Has `service` been discovered at least once?
 bool keel_follow_ready (keel_follow_t *self, const char *service);
 

@@ -32,8 +32,8 @@
 #include <unistd.h>
 
 #define S_KILLS     100 //  kills of B
-#define S_MAX_SAGAS 400 //  keys the test may start
-#define S_NEW_PER   3   //  new keys per round
+#define S_MAX_SAGAS 600 //  keys the test may start
+#define S_NEW_PER   5   //  new keys per round
 #define S_ITEMS     4   //  stock items used
 #define S_INITIAL   1000000
 

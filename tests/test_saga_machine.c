@@ -705,10 +705,20 @@ START_TEST (test_non_retryable)
     ck_assert_int_eq (s_state (&d), S_COMPENSATED);
     s_drv_end (&d);
 
-    //  TIMEOUT listed: a timeout ends it at once too.
+    //  TIMEOUT listed: a timeout ends it at once too. The attempt got no
+    //  answer, so it may have taken effect: it is compensated.
     s_drv_start (&d, def, T0);
     ck_assert (s_advance (&d, T0 + 5000));
-    ck_assert_int_eq (s_step (&d, 0), FAILED);
+    s_events (&d, "saga.step_failed", "saga.compensating", NULL);
+    ck_assert_uint_eq (d.rec->status->steps[0]->attempts, 1);
+    ck_assert_str_eq (d.rec->status->steps[0]->last_error,
+                      "TIMEOUT: no answer within 5000 ms");
+    s_cmds (&d, 1, 0, COMP, 1);
+    ck_assert_int_eq (s_step (&d, 0), COMPENSATING);
+    ck_assert_int_eq (s_state (&d), S_COMPENSATING);
+    s_ok (&d, 0, COMP, 1);
+    s_events (&d, "saga.step_done", "saga.compensated", NULL);
+    ck_assert_int_eq (s_step (&d, 0), COMPENSATED);
     ck_assert_int_eq (s_state (&d), S_COMPENSATED);
     s_drv_end (&d);
     s_def_destroy (&def);
@@ -997,6 +1007,149 @@ START_TEST (test_compensation_resolve_skip)
 END_TEST
 
 // ---------------------------------------------------------------------------
+//  Backward: a step whose last attempt timed out may have taken effect
+
+//  Three steps, s1 with 2 attempts: s0 succeeds; s1's attempt 1 fails with
+//  `first` (NULL: times out), its attempt 2 with `last` and `text` (NULL:
+//  times out), which fails it for good and turns the saga back.
+static void
+s_second_fails (drv_t *d, const Keel__SagaDefinition *def, const char *first,
+                const char *last, const char *text)
+{
+    s_drv_start (d, def, T0);
+    s_ok (d, 0, ACT, 1);
+    s_cmds (d, 1, 1, ACT, 1);
+    d->now += 5;
+    if (first)
+        s_err (d, 1, ACT, 1, first);
+    else
+        ck_assert (s_wake (d));
+    s_events (d, "saga.step_failed", NULL);
+    ck_assert_int_eq (s_step (d, 1), RUNNING);
+    ck_assert (s_wake (d));
+    s_cmds (d, 1, 1, ACT, 2);
+    d->now += 5;
+    if (last) {
+        ck_assert (keel_saga_result (d->rec, 1, ACT, 2, s_code (last), last,
+                                     text, NULL, 0, d->now, &d->out));
+        s_after (d);
+    } else
+        ck_assert (s_wake (d));
+    s_events (d, "saga.step_failed", "saga.compensating", NULL);
+    ck_assert_int_eq (d->events[1].step, 1);
+    ck_assert_int_eq (s_state (d), S_COMPENSATING);
+    ck_assert_uint_eq (d->rec->status->steps[1]->attempts, 2);
+    ck_assert_int_eq (s_step (d, 2), PENDING);
+}
+
+//  After s_second_fails: s1 is compensated, then s0.
+static void
+s_both_compensated (drv_t *d)
+{
+    s_cmds (d, 1, 1, COMP, 1);
+    ck_assert_int_eq (s_step (d, 1), COMPENSATING);
+    ck_assert_int_eq (s_step (d, 0), DONE);
+    d->now += 5;
+    s_ok (d, 1, COMP, 1);
+    s_events (d, "saga.step_done", NULL);
+    ck_assert_int_eq (s_step (d, 1), COMPENSATED);
+    s_cmds (d, 1, 0, COMP, 1);
+    ck_assert_int_eq (s_step (d, 0), COMPENSATING);
+    s_ok (d, 0, COMP, 1);
+    s_events (d, "saga.step_done", "saga.compensated", NULL);
+    ck_assert_int_eq (s_state (d), S_COMPENSATED);
+    ck_assert_int_eq (s_step (d, 0), COMPENSATED);
+    ck_assert_int_eq (s_step (d, 1), COMPENSATED);
+    ck_assert_int_eq (s_step (d, 2), SKIPPED);
+    ck_assert_uint_eq (d->rec->status->steps[1]->compensation_attempts, 1);
+    ck_assert_int_eq (d->rec->wake_ms, 0);
+}
+
+//  After s_second_fails: s1 is left FAILED, only s0 is compensated.
+static void
+s_first_compensated (drv_t *d)
+{
+    s_cmds (d, 1, 0, COMP, 1);
+    ck_assert_int_eq (s_step (d, 1), FAILED);
+    s_ok (d, 0, COMP, 1);
+    s_events (d, "saga.step_done", "saga.compensated", NULL);
+    ck_assert_int_eq (s_state (d), S_COMPENSATED);
+    ck_assert_int_eq (s_step (d, 0), COMPENSATED);
+    ck_assert_int_eq (s_step (d, 1), FAILED);
+    ck_assert_int_eq (s_step (d, 2), SKIPPED);
+    ck_assert_uint_eq (d->rec->status->steps[1]->compensation_attempts, 0);
+    ck_assert_int_eq (d->rec->wake_ms, 0);
+}
+
+START_TEST (test_timeout_compensated)
+{
+    Keel__SagaDefinition *def = s_def_new (3);
+    s_policy (def, 1, ACT)->max_attempts = 2;
+    drv_t d;
+
+    //  s1's last attempt gets no answer: it may have taken effect, so s1
+    //  is compensated, then s0.
+    s_second_fails (&d, def, "UNAVAILABLE", NULL, NULL);
+    ck_assert_str_eq (d.rec->status->steps[1]->last_error,
+                      "TIMEOUT: no answer within 5000 ms");
+    ck_assert_str_eq (d.rec->status->last_error,
+                      "TIMEOUT: no answer within 5000 ms");
+    s_both_compensated (&d);
+    s_drv_end (&d);
+
+    //  The same with an error answered: s1 did not take effect, only s0
+    //  is compensated (an earlier attempt's timeout does not count).
+    s_second_fails (&d, def, NULL, "INTERNAL", "went wrong");
+    ck_assert_str_eq (d.rec->status->steps[1]->last_error,
+                      "INTERNAL: went wrong");
+    s_first_compensated (&d);
+    s_drv_end (&d);
+
+    //  The participant itself answering TIMEOUT counts as a timeout, with
+    //  or without a text; a longer name starting with it does not.
+    s_second_fails (&d, def, "UNAVAILABLE", "TIMEOUT", "");
+    ck_assert_str_eq (d.rec->status->steps[1]->last_error, "TIMEOUT");
+    s_both_compensated (&d);
+    s_drv_end (&d);
+    s_second_fails (&d, def, "UNAVAILABLE", "TIMEOUT", "upstream");
+    ck_assert_str_eq (d.rec->status->steps[1]->last_error, "TIMEOUT: upstream");
+    s_both_compensated (&d);
+    s_drv_end (&d);
+    s_second_fails (&d, def, NULL, "TIMEOUTS", "x");
+    ck_assert_str_eq (d.rec->status->steps[1]->last_error, "TIMEOUTS: x");
+    s_first_compensated (&d);
+    s_drv_end (&d);
+
+    //  Its compensation failing for good makes the saga STUCK on it; skip
+    //  goes on to s0.
+    s_second_fails (&d, def, NULL, NULL, NULL);
+    s_comp_exhaust (&d, 1, 1);
+    ck_assert_int_eq (s_step (&d, 0), DONE);
+    ck_assert_int_eq (keel_saga_resolve (d.rec, true, d.now, &d.out, NULL), 0);
+    s_after (&d);
+    s_events (&d, "saga.resolved", NULL);
+    ck_assert_int_eq (s_step (&d, 1), SKIPPED);
+    s_cmds (&d, 1, 0, COMP, 1);
+    s_ok (&d, 0, COMP, 1);
+    ck_assert_int_eq (s_state (&d), S_COMPENSATED);
+    ck_assert_int_eq (s_step (&d, 1), SKIPPED);
+    s_drv_end (&d);
+
+    //  With no compensation method there is nothing to send: s1 is marked
+    //  COMPENSATED at once, like a DONE step with nothing to undo.
+    s_str (&def->steps[1]->compensation, "");
+    s_second_fails (&d, def, "UNAVAILABLE", NULL, NULL);
+    s_cmds (&d, 1, 0, COMP, 1);
+    ck_assert_int_eq (s_step (&d, 1), COMPENSATED);
+    ck_assert_uint_eq (d.rec->status->steps[1]->compensation_attempts, 0);
+    s_ok (&d, 0, COMP, 1);
+    ck_assert_int_eq (s_state (&d), S_COMPENSATED);
+    s_drv_end (&d);
+    s_def_destroy (&def);
+}
+END_TEST
+
+// ---------------------------------------------------------------------------
 //  Pivot
 
 START_TEST (test_pivot)
@@ -1193,7 +1346,7 @@ END_TEST
 START_TEST (test_cancel_inflight_fails)
 {
     //  Cancel with the action in flight; it then times out: FAILED, never
-    //  retried, never compensated.
+    //  retried, but it may have taken effect: compensated, then s0.
     Keel__SagaDefinition *def = s_def_new (2);
     drv_t d;
     s_drv_start (&d, def, T0);
@@ -1202,10 +1355,30 @@ START_TEST (test_cancel_inflight_fails)
     s_after (&d);
     ck_assert (s_wake (&d));
     s_events (&d, "saga.step_failed", NULL);
+    ck_assert_uint_eq (d.rec->status->steps[1]->attempts, 1);
+    s_cmds (&d, 1, 1, COMP, 1);
+    ck_assert_int_eq (s_step (&d, 1), COMPENSATING);
+    ck_assert_int_eq (s_step (&d, 0), DONE);
+    s_ok (&d, 1, COMP, 1);
+    ck_assert_int_eq (s_step (&d, 1), COMPENSATED);
+    s_cmds (&d, 1, 0, COMP, 1);
+    s_ok (&d, 0, COMP, 1);
+    ck_assert_int_eq (s_state (&d), S_COMPENSATED);
+    s_drv_end (&d);
+
+    //  The same, but it answers an error: FAILED, never compensated.
+    s_drv_start (&d, def, T0);
+    s_ok (&d, 0, ACT, 1);
+    ck_assert_int_eq (keel_saga_cancel (d.rec, d.now, &d.out, NULL), 0);
+    s_after (&d);
+    s_err (&d, 1, ACT, 1, "UNAVAILABLE");
+    s_events (&d, "saga.step_failed", NULL);
     ck_assert_int_eq (s_step (&d, 1), FAILED);
     s_cmds (&d, 1, 0, COMP, 1);
     s_ok (&d, 0, COMP, 1);
     ck_assert_int_eq (s_state (&d), S_COMPENSATED);
+    ck_assert_int_eq (s_step (&d, 1), FAILED);
+    ck_assert_uint_eq (d.rec->status->steps[1]->compensation_attempts, 0);
     s_drv_end (&d);
     s_def_destroy (&def);
 }
@@ -1240,6 +1413,26 @@ START_TEST (test_cancel_waiting_retry)
     s_events (&d, "saga.step_failed", "saga.compensated", NULL);
     ck_assert_int_eq (s_step (&d, 0), FAILED);
     ck_assert_int_eq (s_step (&d, 1), SKIPPED);
+    s_drv_end (&d);
+
+    //  Cancel while the step waits to retry after a timeout: its last
+    //  attempt may have taken effect, so it is compensated before s0.
+    s_drv_start (&d, def, T0);
+    s_ok (&d, 0, ACT, 1);
+    ck_assert (s_wake (&d));
+    s_events (&d, "saga.step_failed", NULL);
+    ck_assert_int_eq (s_step (&d, 1), RUNNING);
+    ck_assert_int_gt (d.rec->runtime[1]->due_ms, 0);
+    ck_assert_int_eq (keel_saga_cancel (d.rec, d.now, &d.out, NULL), 0);
+    s_after (&d);
+    s_events (&d, "saga.compensating", NULL);
+    s_cmds (&d, 1, 1, COMP, 1);
+    ck_assert_uint_eq (d.rec->status->steps[1]->attempts, 1);
+    s_ok (&d, 1, COMP, 1);
+    s_cmds (&d, 1, 0, COMP, 1);
+    s_ok (&d, 0, COMP, 1);
+    ck_assert_int_eq (s_state (&d), S_COMPENSATED);
+    ck_assert_int_eq (s_step (&d, 1), COMPENSATED);
     s_drv_end (&d);
     s_def_destroy (&def);
 }
@@ -1349,15 +1542,23 @@ START_TEST (test_group_fail_sibling_fails)
     s_events (&d, "saga.step_failed", NULL);
     s_cmds (&d, 0);
     ck_assert_int_eq (s_step (&d, 2), FAILED);
-    //  s3 times out: FAILED; then s0 is compensated.
+    //  s3 times out: it may have taken effect, so it is compensated (the
+    //  highest), then s0; s1 and s2 answered errors: left FAILED.
     ck_assert (s_wake (&d));
     s_events (&d, "saga.step_failed", NULL);
-    ck_assert_int_eq (s_step (&d, 3), FAILED);
+    s_cmds (&d, 1, 3, COMP, 1);
+    ck_assert_int_eq (s_step (&d, 3), COMPENSATING);
+    s_ok (&d, 3, COMP, 1);
     s_cmds (&d, 1, 0, COMP, 1);
     s_ok (&d, 0, COMP, 1);
     ck_assert_int_eq (s_state (&d), S_COMPENSATED);
-    for (int i = 1; i <= 3; i++)
-        ck_assert_int_eq (s_step (&d, i), FAILED);
+    ck_assert_int_eq (s_step (&d, 0), COMPENSATED);
+    ck_assert_int_eq (s_step (&d, 1), FAILED);
+    ck_assert_int_eq (s_step (&d, 2), FAILED);
+    ck_assert_int_eq (s_step (&d, 3), COMPENSATED);
+    ck_assert_int_eq (s_step (&d, 4), SKIPPED);
+    for (int i = 1; i <= 2; i++)
+        ck_assert_uint_eq (d.rec->status->steps[i]->compensation_attempts, 0);
     s_drv_end (&d);
     s_def_destroy (&def);
 }
@@ -1398,10 +1599,31 @@ START_TEST (test_group_largest)
     s_drv_start (&d, def, T0);
     ck_assert_uint_eq (d.out.n_cmds, KEEL_SAGA_MAX_STEPS);
     ck_assert (s_advance (&d, T0 + 5000));
+    ck_assert_uint_eq (d.out.n_events, KEEL_SAGA_MAX_STEPS + 1);
+    ck_assert_str_eq (d.events[KEEL_SAGA_MAX_STEPS].type, "saga.compensating");
+    //  Each may have taken effect: all 64 compensated, from the highest.
+    for (int i = KEEL_SAGA_MAX_STEPS - 1; i >= 0; i--) {
+        s_cmds (&d, 1, i, COMP, 1);
+        s_ok (&d, i, COMP, 1);
+    }
+    s_events (&d, "saga.step_done", "saga.compensated", NULL);
+    for (int i = 0; i < KEEL_SAGA_MAX_STEPS; i++)
+        ck_assert_int_eq (s_step (&d, i), COMPENSATED);
+    s_drv_end (&d);
+
+    //  With nothing to undo the saga ends in the same call: 64 failures
+    //  and two saga events.
+    for (int i = 0; i < KEEL_SAGA_MAX_STEPS; i++)
+        s_str (&def->steps[i]->compensation, "");
+    s_drv_start (&d, def, T0);
+    ck_assert (s_advance (&d, T0 + 5000));
     ck_assert_uint_eq (d.out.n_events, KEEL_SAGA_MAX_STEPS + 2);
     ck_assert_str_eq (d.events[KEEL_SAGA_MAX_STEPS + 1].type,
                       "saga.compensated");
+    s_cmds (&d, 0);
     s_drv_end (&d);
+    for (int i = 0; i < KEEL_SAGA_MAX_STEPS; i++)
+        s_str (&def->steps[i]->compensation, "undo");
 
     //  ... and all succeed but one, which fails late: 63 compensations.
     for (int i = 0; i < KEEL_SAGA_MAX_STEPS; i++)
@@ -1551,6 +1773,9 @@ s_script (bool reload, size_t *size_p)
     s_cmds (&d, 1, 1, ACT, 2);
     s_ok (&d, 1, ACT, 2);
     ck_assert (s_wake (&d)); //  s2 attempt 2 times out: its last
+    //  s2 may have taken effect: compensated first (the highest).
+    s_cmds (&d, 1, 2, COMP, 1);
+    s_ok (&d, 2, COMP, 1);
     s_cmds (&d, 1, 1, COMP, 1);
     s_err (&d, 1, COMP, 1, "INTERNAL");
     ck_assert_int_eq (s_state (&d), S_STUCK);
@@ -1560,6 +1785,10 @@ s_script (bool reload, size_t *size_p)
     s_ok (&d, 1, COMP, 2);
     s_ok (&d, 0, COMP, 1);
     ck_assert_int_eq (s_state (&d), S_COMPENSATED);
+    ck_assert_int_eq (s_step (&d, 0), COMPENSATED);
+    ck_assert_int_eq (s_step (&d, 1), COMPENSATED);
+    ck_assert_int_eq (s_step (&d, 2), COMPENSATED);
+    ck_assert_int_eq (s_step (&d, 3), SKIPPED);
     uint8_t *packed = s_pack (d.rec, size_p);
     s_drv_end (&d);
     s_def_destroy (&def);
@@ -1641,12 +1870,19 @@ END_TEST
 
 //  What the test knows of one saga beyond its record.
 typedef struct {
-    uint32_t last[KEEL_SAGA_MAX_STEPS][2]; //  last attempt sent per phase
-    bool succeeded[KEEL_SAGA_MAX_STEPS];   //  an action success was taken
-    bool skipped[KEEL_SAGA_MAX_STEPS];     //  skipped by resolve
-    bool pivot_done;                       //  the pivot was seen DONE
-    int last_comp_started;                 //  index of the last compensation
-                                           //  started (they go down)
+    uint32_t last[KEEL_SAGA_MAX_STEPS][2];  //  last attempt sent per phase
+    bool succeeded[KEEL_SAGA_MAX_STEPS];    //  an action success was taken
+    bool maybe[KEEL_SAGA_MAX_STEPS];        //  the last action attempt timed
+                                            //  out: may have taken effect
+    uint32_t inflight[KEEL_SAGA_MAX_STEPS]; //  action attempt in flight
+                                            //  before the call, and its
+    int64_t deadline[KEEL_SAGA_MAX_STEPS];  //  deadline
+    int maybe_compensated;                  //  compensations sent for steps
+                                            //  that did not succeed
+    bool skipped[KEEL_SAGA_MAX_STEPS];      //  skipped by resolve
+    bool pivot_done;                        //  the pivot was seen DONE
+    int last_comp_started;                  //  index of the last compensation
+                                            //  started (they go down)
     struct {
         int step;
         bool compensate;
@@ -1723,11 +1959,20 @@ s_check (drv_t *d, Keel__SagaRecord *twin, const keel_saga_out_t *twin_out,
                           cmd->compensate);
         ck_assert_int_gt (cmd->deadline_ms, d->now);
         if (cmd->compensate) {
-            ck_assert (m->succeeded[cmd->step]);
+            ck_assert (m->succeeded[cmd->step] || m->maybe[cmd->step]);
             ck_assert (!m->pivot_done);
             if (rec->status->steps[cmd->step]->compensation_attempts == 1) {
                 ck_assert_int_lt (cmd->step, m->last_comp_started);
                 m->last_comp_started = cmd->step;
+                //  The steps above it that took effect (or may have) are
+                //  through with theirs.
+                for (int j = cmd->step + 1; j < n; j++)
+                    if (m->succeeded[j] || m->maybe[j])
+                        ck_assert (status->steps[j]->state == COMPENSATED ||
+                                   (status->steps[j]->state == SKIPPED &&
+                                    m->skipped[j]));
+                if (!m->succeeded[cmd->step])
+                    m->maybe_compensated++;
             }
         } else {
             int start = s_stage_start (def, cmd->step);
@@ -1766,9 +2011,10 @@ s_check (drv_t *d, Keel__SagaRecord *twin, const keel_saga_out_t *twin_out,
             compensating++;
         if (step->state == FAILED)
             ck_assert (!m->succeeded[i]);
-        if (step->state == DONE || step->state == COMPENSATING ||
-            step->state == COMPENSATED)
+        if (step->state == DONE)
             ck_assert (m->succeeded[i]);
+        if (step->state == COMPENSATING || step->state == COMPENSATED)
+            ck_assert (m->succeeded[i] || m->maybe[i]);
         //  A pivot awaited while turning back is compensated like the
         //  others; one done going forward locks the saga forward.
         if (def->steps[i]->pivot && step->state == DONE &&
@@ -1798,7 +2044,7 @@ s_check (drv_t *d, Keel__SagaRecord *twin, const keel_saga_out_t *twin_out,
             Keel__StepState state = status->steps[i]->state;
             ck_assert (state == COMPENSATED || state == FAILED ||
                        state == SKIPPED);
-            if (m->succeeded[i])
+            if (m->succeeded[i] || m->maybe[i])
                 ck_assert (state == COMPENSATED ||
                            (state == SKIPPED && m->skipped[i]));
         }
@@ -1806,6 +2052,35 @@ s_check (drv_t *d, Keel__SagaRecord *twin, const keel_saga_out_t *twin_out,
         ck_assert_int_eq (rec->wake_ms, 0);
         for (int i = 0; i < n; i++)
             ck_assert_uint_eq (rec->runtime[i]->inflight, 0);
+    }
+}
+
+//  Before a call: note the action attempts in flight.
+static void
+s_model_before (model_t *m, const Keel__SagaRecord *rec)
+{
+    for (size_t i = 0; i < rec->n_runtime; i++) {
+        const Keel__StepRuntime *rt = rec->runtime[i];
+        m->inflight[i] = rt->inflight_compensate ? 0 : rt->inflight;
+        m->deadline[i] = rt->deadline_ms;
+    }
+}
+
+//  After a call at `now` (that answered step `answered`'s action in flight,
+//  or -1): an action attempt in flight before it, gone and not answered,
+//  timed out (at its deadline, no sooner): it may have taken effect.
+static void
+s_model_after (model_t *m, const Keel__SagaRecord *rec, int64_t now,
+               int answered)
+{
+    for (size_t i = 0; i < rec->n_runtime; i++) {
+        const Keel__StepRuntime *rt = rec->runtime[i];
+        if (!m->inflight[i] || (int)i == answered ||
+            (rt->inflight == m->inflight[i] && !rt->inflight_compensate))
+            continue;
+        ck_assert_int_le (m->deadline[i], now);
+        ck_assert (!m->succeeded[i]);
+        m->maybe[i] = true;
     }
 }
 
@@ -1845,6 +2120,7 @@ START_TEST (test_randomized)
     static const char *errors[] = {"UNAVAILABLE", "BAD_REQUEST", "TIMEOUT",
                                    "INTERNAL"};
     int outcomes[5] = {0};
+    int maybe_compensated = 0;
     for (int saga = 0; saga < 300; saga++) {
         Keel__SagaDefinition *def = s_random_def ();
         model_t *m = calloc (1, sizeof *m);
@@ -1865,6 +2141,8 @@ START_TEST (test_randomized)
             Keel__SagaRecord *reloaded = s_roundtrip (twin);
             keel_saga_record_destroy (&twin);
             twin = reloaded;
+            s_model_before (m, d.rec);
+            int answered = -1;
             uint32_t r = s_rand (100);
             d.now += s_rand (30);
             if (d.rec->status->state == S_STUCK && (calm || r < 30)) {
@@ -1900,8 +2178,14 @@ START_TEST (test_randomized)
                                                     code, error, "x", "o", 1,
                                                     d.now, &twin_out),
                                   taken);
-                if (taken && !error && !comp)
-                    m->succeeded[step] = true;
+                if (taken && !comp) {
+                    answered = step;
+                    //  An answered TIMEOUT is a timeout too.
+                    if (error)
+                        m->maybe[step] = strcmp (error, "TIMEOUT") == 0;
+                    else
+                        m->succeeded[step] = true;
+                }
             } else if (r < 65 && !calm) {
                 const char *why = NULL;
                 int rc = keel_saga_cancel (d.rec, d.now, &d.out, &why);
@@ -1922,9 +2206,11 @@ START_TEST (test_randomized)
                 ck_assert_int_eq (keel_saga_advance (twin, now, &twin_out),
                                   changed);
             }
+            s_model_after (m, d.rec, d.now, answered);
             s_check (&d, twin, &twin_out, m);
         }
         outcomes[d.rec->status->state]++;
+        maybe_compensated += m->maybe_compensated;
         keel_saga_record_destroy (&twin);
         s_drv_end (&d);
         s_def_destroy (&def);
@@ -1933,6 +2219,8 @@ START_TEST (test_randomized)
     //  The run reached both ends often.
     ck_assert_int_gt (outcomes[S_COMPLETED], 30);
     ck_assert_int_gt (outcomes[S_COMPENSATED], 30);
+    //  ... and compensated steps that had timed out.
+    ck_assert_int_gt (maybe_compensated, 10);
 }
 END_TEST
 
@@ -1961,6 +2249,7 @@ s_suite (void)
     tcase_add_test (tc, test_compensation_stuck_again);
     tcase_add_test (tc, test_compensation_timeout_stuck);
     tcase_add_test (tc, test_compensation_resolve_skip);
+    tcase_add_test (tc, test_timeout_compensated);
     tcase_add_test (tc, test_pivot);
     tcase_add_test (tc, test_pivot_skip_completes);
     tcase_add_test (tc, test_pivot_fails_itself);

@@ -90,6 +90,7 @@ struct _s_service_t {
     uint64_t discover_id;     //  pending discover request, or 0
     uint64_t index;           //  registry index of the last change seen
     int64_t retry_at;         //  discover again at (after a failure)
+    int64_t asked_at;         //  last discover sent (keel_now_ms)
     keel_metric_t *upstream;  //  upstream duration histogram
 };
 
@@ -547,6 +548,7 @@ s_service_follow (self_t *self, s_service_t *service)
     Keel__DiscoverRequest req = KEEL__DISCOVER_REQUEST__INIT;
     req.service = service->name;
     keel_call_opts_t opts = {.timeout_ms = 2000, .idempotent = true};
+    service->asked_at = keel_now_ms ();
     service->discover_id =
         keel_client_request (self->registry, "registry.discover", &req.base,
                              &opts, s_on_discover, service);
@@ -1139,8 +1141,15 @@ s_attempt (s_call_t *call)
         char message[300];
         snprintf (message, sizeof message, "no healthy instance of %s",
                   service->target);
-        if (!service->discovered && service->discover_id == 0)
+        //  Perhaps a registration's event was missed (a subscriber misses
+        //  what is published before it is heard): ask the registry again,
+        //  at most twice a second.
+        if (service->discover_id == 0 &&
+            (!service->discovered ||
+             S_NOW_MS (self) - service->asked_at >= 500))
             s_service_follow (self, service);
+        else if (service->discover_id)
+            service->dirty = true;
         s_finish_error (call, 503, "no_instance", message, "1");
         return;
     }

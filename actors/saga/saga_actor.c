@@ -92,6 +92,7 @@ struct _self_t {
     size_t n_work, cap_work;
     bool flush_scheduled; //  a flush timer is set
     zactor_t *writer;     //  log writer thread, or NULL (inline)
+    zlistx_t *parked;     //  s_parked_t: waiting for their service's discovery
     bool writing;         //  a batch is with the writer
     zlistx_t *batch;      //  s_saga_t of the batch being written
     s_work_t *batch_work; //  its work, done once it is durable
@@ -273,6 +274,62 @@ s_fail_now (self_t *self, s_saga_t *saga, const keel_saga_cmd_t *cmd, int code,
         s_changed (self, saga, &out);
 }
 
+//  A command waiting for its service's first discovery.
+typedef struct {
+    char *id;            //  saga id
+    keel_saga_cmd_t cmd; //  what to send
+} s_parked_t;
+
+static void
+s_parked_free (void **item)
+{
+    s_parked_t *parked = (s_parked_t *)*item;
+    free (parked->id);
+    free (parked);
+    *item = NULL;
+}
+
+static void
+s_park (self_t *self, s_saga_t *saga, const keel_saga_cmd_t *cmd)
+{
+    s_parked_t *parked = (s_parked_t *)zmalloc (sizeof (s_parked_t));
+    parked->id = strdup (s_id (saga));
+    parked->cmd = *cmd;
+    if (!parked->id || !zlistx_add_end (self->parked, parked)) {
+        free (parked->id);
+        free (parked);
+    }
+}
+
+static void s_send (self_t *self, s_saga_t *saga, const keel_saga_cmd_t *cmd);
+
+//  Send the parked commands whose service is known now; forget those whose
+//  saga moved on (their attempt timed out, or the saga ended).
+static void
+s_unpark (self_t *self)
+{
+    size_t count = zlistx_size (self->parked);
+    int64_t now = s_now ();
+    while (count--) {
+        s_parked_t *parked = (s_parked_t *)zlistx_detach (self->parked, NULL);
+        if (!parked)
+            break;
+        s_saga_t *saga = (s_saga_t *)zhashx_lookup (self->sagas, parked->id);
+        const Keel__StepRuntime *rt =
+            saga && parked->cmd.step >= 0 &&
+                    (size_t)parked->cmd.step < saga->record->n_runtime
+                ? saga->record->runtime[parked->cmd.step]
+                : NULL;
+        bool current = rt && rt->inflight == parked->cmd.attempt &&
+                       rt->inflight_compensate == parked->cmd.compensate &&
+                       parked->cmd.deadline_ms > now;
+        if (current)
+            s_send (self, saga, &parked->cmd); //  may park it again
+        free (parked->id);
+        free (parked);
+    }
+}
+
 static void
 s_send (self_t *self, s_saga_t *saga, const keel_saga_cmd_t *cmd)
 {
@@ -282,6 +339,13 @@ s_send (self_t *self, s_saga_t *saga, const keel_saga_cmd_t *cmd)
         return;
     Keel__SagaStep *step = def->steps[cmd->step];
     const char *method = cmd->compensate ? step->compensation : step->action;
+    //  Until the registry has answered for this service (just after a
+    //  start or a restart), wait for it instead of failing the attempt: it
+    //  stays in flight and goes out on a tick (or times out as usual).
+    if (!keel_follow_ready (self->follow, step->service)) {
+        s_park (self, saga, cmd);
+        return;
+    }
     //  Pick an instance: round robin among those the breakers allow.
     const Keel__Instance *const *list = NULL;
     size_t n = keel_follow_instances (self->follow, step->service, &list);
@@ -298,6 +362,9 @@ s_send (self_t *self, s_saga_t *saga, const keel_saga_cmd_t *cmd)
     }
     (*counter)++;
     if (!inst) {
+        //  Perhaps a registration's event was missed: ask again (at most
+        //  twice a second).
+        keel_follow_refresh (self->follow, step->service, 500);
         char text[256];
         snprintf (text, sizeof text, "no healthy instance of %s",
                   step->service);
@@ -703,6 +770,8 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
     (void)loop;
     (void)timer_id;
     self_t *self = (self_t *)arg;
+    if (zlistx_size (self->parked))
+        s_unpark (self);
     int64_t now = s_now ();
     s_saga_t *saga = (s_saga_t *)zhashx_first (self->sagas);
     for (; saga; saga = (s_saga_t *)zhashx_next (self->sagas)) {
@@ -1260,14 +1329,15 @@ s_self_init (self_t *self)
     self->sagas = zhashx_new ();
     self->keys = zhashx_new ();
     self->dirty = zlistx_new ();
+    self->parked = zlistx_new ();
     self->clients = zhashx_new ();
     self->rr = zhashx_new ();
     self->loop = zloop_new ();
     self->server = keel_server_new (self->name);
     self->publisher = keel_publisher_new (self->name);
     if (!self->defs || !self->latest || !self->sagas || !self->keys ||
-        !self->dirty || !self->clients || !self->rr || !self->loop ||
-        !self->server || !self->publisher) {
+        !self->dirty || !self->parked || !self->clients || !self->rr ||
+        !self->loop || !self->server || !self->publisher) {
         for (int i = 0; i < n_defs; i++)
             keel__saga_definition__free_unpacked (defs[i], NULL);
         free (defs);
@@ -1275,6 +1345,7 @@ s_self_init (self_t *self)
     }
     zhashx_set_destructor (self->defs, s_def_free);
     zhashx_set_destructor (self->clients, s_client_destructor);
+    zlistx_set_destructor (self->parked, s_parked_free);
     zhashx_set_destructor (self->rr, s_free_item);
     keel_classifier_default (&self->classifier);
 
@@ -1401,6 +1472,7 @@ s_self_destroy (self_t *self)
     zhashx_destroy (&self->clients);
     zhashx_destroy (&self->keys);
     zlistx_destroy (&self->dirty);
+    zlistx_destroy (&self->parked);
     if (self->sagas) {
         s_saga_t *saga = (s_saga_t *)zhashx_first (self->sagas);
         for (; saga; saga = (s_saga_t *)zhashx_next (self->sagas))

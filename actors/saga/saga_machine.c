@@ -716,6 +716,16 @@ s_step_running (s_ctx_t *ctx)
     }
 }
 
+//  A step FAILED by a timeout: its last attempt got no answer, so it may
+//  have been applied.
+static bool
+s_maybe_applied (const Keel__StepStatus *step)
+{
+    return step->state == KEEL__STEP_STATE__STEP_FAILED && step->last_error &&
+           strncmp (step->last_error, "TIMEOUT", 7) == 0 &&
+           (step->last_error[7] == 0 || step->last_error[7] == ':');
+}
+
 //  Backward: await actions in flight, then compensate the DONE steps one at
 //  a time from the highest index down, then end COMPENSATED.
 static void
@@ -747,9 +757,13 @@ s_step_compensating (s_ctx_t *ctx)
             s_send (ctx, i, true);
         return;
     }
-    //  The next one, from the highest index down.
+    //  The next one, from the highest index down: steps done, and steps
+    //  whose action failed by timing out -- that attempt may have taken
+    //  effect after all, so it is undone too (a compensation must accept
+    //  an action that never happened).
     for (int i = n - 1; i >= 0; i--) {
-        if (S_STEP (ctx, i)->state != KEEL__STEP_STATE__STEP_DONE)
+        if (S_STEP (ctx, i)->state != KEEL__STEP_STATE__STEP_DONE &&
+            !s_maybe_applied (S_STEP (ctx, i)))
             continue;
         const char *method = S_DEF (ctx, i)->compensation;
         if (method && *method) {

@@ -24,8 +24,11 @@
     group run at once (the group is done when all its steps are). A failed
     action is retried per its policy (max_attempts; the wait before attempt
     n+1 is min(initial * backoff^(n-1), max) +- jitter); an error named in
-    non_retryable, or the last attempt failing, fails it for good. A step
-    that fails for good did not take effect: it is FAILED, not compensated.
+    non_retryable, or the last attempt failing, fails it for good: FAILED.
+    A step FAILED by an error the participant answered did not take effect
+    and is not compensated; one whose last attempt timed out may have, so
+    it is compensated with the DONE ones (a compensation must accept an
+    action that never happened).
     Its siblings in a parallel group still in flight are awaited: those that
     succeed are compensated too.
 
