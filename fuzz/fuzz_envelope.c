@@ -241,8 +241,8 @@ s_saga_define (ProtobufCMessage *msg)
     if (!buffer)
         return;
     protobuf_c_message_pack (msg, buffer);
-    Keel__SagaDefinition *copy = keel__saga_definition__unpack (NULL, size,
-                                                                buffer);
+    Keel__SagaDefinition *copy =
+        keel__saga_definition__unpack (NULL, size, buffer);
     free (buffer);
     if (!copy)
         return;
@@ -284,10 +284,9 @@ KEEL_FUZZ_ENTRY (envelope) (const uint8_t *data, size_t size)
     Keel__Envelope *env = NULL;
     const char *why = NULL;
     uint64_t correlation = 0;
-    keel_err_t rc =
-        keel_codec_decode (data, size, KEEL_DEFAULT_MAX_MSG_SIZE,
-                           keel_arena_allocator (arena), &env, &why,
-                           &correlation);
+    keel_err_t rc = keel_codec_decode (data, size, KEEL_DEFAULT_MAX_MSG_SIZE,
+                                       keel_arena_allocator (arena), &env, &why,
+                                       &correlation);
     KEEL_FUZZ_CHECK ((rc == KEEL_OK) == (env != NULL));
     KEEL_FUZZ_CHECK (rc == KEEL_OK || why != NULL);
     if (env) {
@@ -300,8 +299,8 @@ KEEL_FUZZ_ENTRY (envelope) (const uint8_t *data, size_t size)
         if (frame) {
             Keel__Envelope *again = NULL;
             const char *why_again = NULL;
-            rc = keel_codec_decode (zframe_data (frame), zframe_size (frame),
-                                    0, NULL, &again, &why_again, NULL);
+            rc = keel_codec_decode (zframe_data (frame), zframe_size (frame), 0,
+                                    NULL, &again, &why_again, NULL);
             KEEL_FUZZ_CHECK (rc == KEEL_OK);
             KEEL_FUZZ_CHECK (strcmp (again->type, env->type) == 0);
             KEEL_FUZZ_CHECK (again->correlation_id == env->correlation_id);

@@ -25,36 +25,35 @@
 
 #include <string.h>
 
-static const char s_routes_text[] =
-    "gateway\n"
-    "    route\n"
-    "        name = users\n"
-    "        path = /users/{id}\n"
-    "        methods = \"GET PUT DELETE\"\n"
-    "        target = bus:users\n"
-    "    route\n"
-    "        name = files\n"
-    "        host = *.example.com\n"
-    "        path = /files/{owner}/*\n"
-    "        target = http:files\n"
-    "    route\n"
-    "        name = root\n"
-    "        host = api.example.com\n"
-    "        path = /\n"
-    "        target = bus:root\n"
-    "    route\n"
-    "        name = orders\n"
-    "        path = /orders\n"
-    "        target = saga:order\n"
-    "    route\n"
-    "        name = order-status\n"
-    "        path = /orders/{id}\n"
-    "        target = saga-status:order\n"
-    "    route\n"
-    "        name = static\n"
-    "        path = /static/*\n"
-    "        target = http:web\n"
-    "        priority = -1\n";
+static const char s_routes_text[] = "gateway\n"
+                                    "    route\n"
+                                    "        name = users\n"
+                                    "        path = /users/{id}\n"
+                                    "        methods = \"GET PUT DELETE\"\n"
+                                    "        target = bus:users\n"
+                                    "    route\n"
+                                    "        name = files\n"
+                                    "        host = *.example.com\n"
+                                    "        path = /files/{owner}/*\n"
+                                    "        target = http:files\n"
+                                    "    route\n"
+                                    "        name = root\n"
+                                    "        host = api.example.com\n"
+                                    "        path = /\n"
+                                    "        target = bus:root\n"
+                                    "    route\n"
+                                    "        name = orders\n"
+                                    "        path = /orders\n"
+                                    "        target = saga:order\n"
+                                    "    route\n"
+                                    "        name = order-status\n"
+                                    "        path = /orders/{id}\n"
+                                    "        target = saga-status:order\n"
+                                    "    route\n"
+                                    "        name = static\n"
+                                    "        path = /static/*\n"
+                                    "        target = http:web\n"
+                                    "        priority = -1\n";
 
 static keel_routes_t *
 s_routes (void)
@@ -120,8 +119,8 @@ s_request (keel_http_request_t *req)
             keel_routes_match (routes, host, method, path, &s_match);
         KEEL_FUZZ_CHECK ((found == KEEL_ROUTES_FOUND) ==
                          (s_match.route != NULL));
-        for (size_t i = 0; found == KEEL_ROUTES_FOUND && i < s_match.param_count;
-             i++)
+        for (size_t i = 0;
+             found == KEEL_ROUTES_FOUND && i < s_match.param_count; i++)
             KEEL_FUZZ_CHECK (keel_route_match_param (
                                  &s_match, s_match.params[i].name) != NULL);
     }

@@ -37,7 +37,9 @@
     saga turns COMPENSATING at once; no action starts again (a step waiting
     to retry becomes FAILED); actions in flight are awaited (success: DONE,
     so compensated; failure or timeout: FAILED). Once none is in flight the
-    DONE steps are compensated from the highest index down, one at a time.
+    DONE steps, and the FAILED ones whose last attempt timed out (they may
+    have taken effect), are compensated from the highest index down, one at
+    a time.
     A pivot still in flight in the failing stage is awaited like any other
     action: if it succeeds it is compensated too (it was not done yet when
     the saga turned back).
