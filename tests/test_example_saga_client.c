@@ -53,7 +53,7 @@ static const char *s_order = "saga\n"
 typedef struct {
     pid_t pid;    //  `keel node -c config`
     int fd;       //  its stdout+stderr
-    char *conf;   //  config file (removed at stop)
+    char *conf;   //  config file (removed once the node runs)
     char *bus;    //  front door, tcp
     char *events; //  event endpoint, tcp
 } s_node_t;
@@ -130,6 +130,8 @@ s_node_start (void)
     close (fds[1]);
     node.fd = fds[0];
     char *out = testutil_wait_for (node.fd, "running", testutil_slack (10000));
+    //  It has read its config: remove it now, so a failed test leaves none.
+    unlink (node.conf);
     ck_assert_msg (out, "keel node -c %s did not start", node.conf);
     free (out);
     s_wait_registered (&node);
@@ -143,7 +145,6 @@ s_node_stop (s_node_t *node)
     kill (node->pid, SIGTERM);
     ck_assert_int_eq (testutil_reap (node->pid, testutil_slack (10000)), 0);
     close (node->fd);
-    unlink (node->conf);
     free (node->conf);
     free (node->bus);
     free (node->events);
