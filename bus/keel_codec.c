@@ -167,6 +167,19 @@ s_strings_whole (const Keel__Envelope *env, ProtobufCAllocator *alloc,
     return true;
 }
 
+//  protobuf-c keeps unknown fields to write them back as they came, but it
+//  accepts field number 0, which no encoder may write: an overlong tag
+//  decodes to it, and the message it re-encodes to is refused on the next
+//  decode. Refuse it at the first.
+static bool
+s_unknown_ok (const ProtobufCMessage *msg)
+{
+    for (unsigned i = 0; i < msg->n_unknown_fields; i++)
+        if (msg->unknown_fields[i].tag == 0)
+            return false;
+    return true;
+}
+
 keel_err_t
 keel_codec_decode (const void *data, size_t size, size_t max_size,
                    ProtobufCAllocator *alloc, Keel__Envelope **env_p,
@@ -194,7 +207,9 @@ keel_codec_decode (const void *data, size_t size, size_t max_size,
         return KEEL_ERR_BAD_REQUEST;
     }
     const char *why = NULL;
-    if (!s_strings_whole (env, alloc, size))
+    if (!s_unknown_ok (&env->base))
+        why = "field number 0";
+    else if (!s_strings_whole (env, alloc, size))
         why = "NUL inside a string field";
     else if (env->version != KEEL_WIRE_VERSION)
         why = "unsupported envelope version";
@@ -230,8 +245,13 @@ keel_codec_payload (const Keel__Envelope *env,
 {
     assert (env);
     assert (desc);
-    return protobuf_c_message_unpack (desc, alloc, env->payload.len,
-                                      env->payload.data);
+    ProtobufCMessage *msg = protobuf_c_message_unpack (
+        desc, alloc, env->payload.len, env->payload.data);
+    if (msg && !s_unknown_ok (msg)) {
+        protobuf_c_message_free_unpacked (msg, alloc);
+        msg = NULL;
+    }
+    return msg;
 }
 
 // ---------------------------------------------------------------------------

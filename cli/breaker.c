@@ -27,12 +27,12 @@ s_rate (char *out, size_t size, double rate)
 }
 
 static void
-s_print_row (const Keel__BreakerInfo *info)
+s_print_row (const Keel__BreakerInfo *info, int width)
 {
     char failure[16], slow[16];
     s_rate (failure, sizeof failure, info->failure_rate);
     s_rate (slow, sizeof slow, info->slow_rate);
-    printf ("%-28s %-12s %8s %8s %8" PRIu64 " %8" PRIu64 "s\n", info->key,
+    printf ("%-*s %-12s %8s %8s %8" PRIu64 " %8" PRIu64 "s\n", width, info->key,
             keel_breaker_state_name ((int)info->state), failure, slow,
             info->calls, info->time_in_state_ms / 1000);
 }
@@ -75,10 +75,15 @@ s_list (cli_t *cli, int argc, char **argv)
     if (cli->json)
         cli_print_json (&list->base);
     else {
-        printf ("%-28s %-12s %8s %8s %8s %9s\n", "KEY", "STATE", "FAILURES",
-                "SLOW", "CALLS", "IN STATE");
+        //  The key column as wide as the widest key (at least 20).
+        int width = 20;
         for (size_t i = 0; i < list->n_breakers; i++)
-            s_print_row (list->breakers[i]);
+            if ((int)strlen (list->breakers[i]->key) > width)
+                width = (int)strlen (list->breakers[i]->key);
+        printf ("%-*s %-12s %8s %8s %8s %9s\n", width, "KEY", "STATE",
+                "FAILURES", "SLOW", "CALLS", "IN STATE");
+        for (size_t i = 0; i < list->n_breakers; i++)
+            s_print_row (list->breakers[i], width);
         printf ("(%zu breaker%s)\n", list->n_breakers,
                 list->n_breakers == 1 ? "" : "s");
     }

@@ -9,6 +9,8 @@
 #include "gateway_actor.h"
 #include "saga_actor.h"
 #include "shop_actor.h"
+#include "users_actor.h"
+#include "web_actor.h"
 #include "breaker.pb-c.h"
 #include "registry.pb-c.h"
 #include "node.pb-c.h"
@@ -23,6 +25,10 @@ const keel_actor_def_t cli_actors[] = {
     {"breaker", keel_breaker_actor,
      "circuit breakers for the cluster: reports in, transitions out"},
     {"echo", keel_echo_actor, "demo service: echo.say, echo.said events"},
+    {"users", keel_users_actor,
+     "demo service: users over the bus (users.http: REST, JSON)"},
+    {"web", keel_web_actor,
+     "demo HTTP service on :8081 (/products, /health), registers itself"},
     {"saga", keel_saga_actor,
      "saga coordinator: durable orchestration with compensation"},
     {"shop", keel_shop_actor,

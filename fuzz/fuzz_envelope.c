@@ -7,7 +7,8 @@
                   |      +--> the pure core the handler feeds, as the
                   |           shell does: catalog (registry), breaker,
                   |           saga definition check (saga.define)
-                  +--> re-encoded (keel_codec_frame) it decodes again
+                  +--> re-encoded (keel_codec_frame; keel_server_defer
+                  |    and forwarders re-encode) it decodes again
         frame --keel_codec_decode (malloc)--> the same, with every
                   allocation its own heap block, so ASan sees its bounds
                   (the arena hands out pieces of one 8 KiB block)
@@ -207,14 +208,14 @@ s_breaker_handlers (const ProtobufCMessageDescriptor *desc,
     } else if (desc == &keel__control_request__descriptor) {
         Keel__ControlRequest *control = (Keel__ControlRequest *)msg;
         keel_breaker_t *breaker = s_breaker (control->key, now);
+        //  The actor's mapping of actions to states; others are refused.
+        static const keel_breaker_state_t states[] = {
+            KEEL_BREAKER_FORCED_OPEN, KEEL_BREAKER_CLOSED,
+            KEEL_BREAKER_DISABLED, KEEL_BREAKER_METRICS_ONLY,
+            KEEL_BREAKER_CLOSED};
         if (breaker &&
-            control->action <= KEEL__CONTROL_REQUEST__ACTION__RESET) {
-            keel_breaker_state_t state[] = {
-                KEEL_BREAKER_FORCED_OPEN, KEEL_BREAKER_CLOSED,
-                KEEL_BREAKER_DISABLED, KEEL_BREAKER_METRICS_ONLY,
-                KEEL_BREAKER_CLOSED};
-            if ((size_t)control->action < sizeof state / sizeof state[0])
-                keel_breaker_force (breaker, state[control->action], now);
+            (size_t)control->action < sizeof states / sizeof *states) {
+            keel_breaker_force (breaker, states[control->action], now);
             keel_breaker_stats (breaker, now);
         }
         keel_breaker_destroy (&breaker);

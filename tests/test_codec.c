@@ -1166,6 +1166,45 @@ START_TEST (test_nul_in_string)
 }
 END_TEST
 
+//  Field number 0 (an overlong tag, 0x81 0x00) is no field at all: a frame
+//  carrying it is refused, in the envelope and in a payload, so nothing
+//  downstream re-encodes it into a frame that no longer decodes.
+START_TEST (test_reject_field_zero)
+{
+    static const byte frame[] = {0x08, 0x01, 0x10, 0x01, 0x1a, 0x08, 's',  'v',
+                                 'c',  '.',  'w',  'a',  'i',  't',  0x81, 0x00,
+                                 1,    2,    3,    4,    5,    6,    7,    8};
+    keel_arena_t *arena = keel_arena_new ();
+    ProtobufCAllocator *allocs[] = {keel_arena_allocator (arena), NULL};
+    for (int a = 0; a < 2; a++) {
+        Keel__Envelope *out = NULL;
+        const char *why = NULL;
+        ck_assert_int_eq (keel_codec_decode (frame, sizeof frame, 0, allocs[a],
+                                             &out, &why, NULL),
+                          KEEL_ERR_BAD_REQUEST);
+        ck_assert_ptr_null (out);
+        ck_assert_str_eq (why, "field number 0");
+    }
+    //  The same field in a payload: the payload does not decode.
+    static const byte payload[] = {0x81, 0x00, 1, 2, 3, 4, 5, 6, 7, 8};
+    Keel__Envelope env = KEEL__ENVELOPE__INIT;
+    env.version = KEEL_WIRE_VERSION;
+    env.kind = KEEL__KIND__REQUEST;
+    env.type = "a.b";
+    env.payload.data = (uint8_t *)payload;
+    env.payload.len = sizeof payload;
+    ck_assert_ptr_null (
+        keel_codec_payload (&env, &keel__envelope__descriptor, NULL));
+    //  The same bytes without the bad field decode.
+    env.payload.len = 0;
+    ProtobufCMessage *msg =
+        keel_codec_payload (&env, &keel__envelope__descriptor, NULL);
+    ck_assert_ptr_nonnull (msg);
+    protobuf_c_message_free_unpacked (msg, NULL);
+    keel_arena_destroy (&arena);
+}
+END_TEST
+
 static Suite *
 s_suite (void)
 {
@@ -1195,6 +1234,7 @@ s_suite (void)
     tcase_add_test (tc, test_error_names);
     tcase_add_test (tc, test_log_limited);
     tcase_add_test (tc, test_nul_in_string);
+    tcase_add_test (tc, test_reject_field_zero);
     suite_add_tcase (suite, tc);
     return suite;
 }

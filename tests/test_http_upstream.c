@@ -1130,8 +1130,8 @@ START_TEST (test_bad_response)
         "HTTP/1.1 2x0 OK\r\n\r\n",
         "HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\n",
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-        "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n"
-        "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        ("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n"
+         "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
     };
     for (size_t i = 0; i < sizeof garbage / sizeof garbage[0]; i++) {
         s_server_answer (server, garbage[i]);

@@ -42,6 +42,7 @@
 #include "saga.pb-c.h"
 
 #include <jansson.h>
+#include <openssl/crypto.h>
 
 #include <sodium.h>
 #include <string.h>
@@ -2252,4 +2253,8 @@ keel_gateway_actor (zsock_t *pipe, void *args)
     if (!error)
         zloop_start (self.loop);
     s_self_destroy (&self);
+    //  Free this thread's libcrypto state (JWT verification) before the
+    //  owner can return: left to the thread's exit destructor it races with
+    //  OpenSSL's atexit cleanup when the owner's process ends.
+    OPENSSL_thread_stop ();
 }

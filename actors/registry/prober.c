@@ -29,6 +29,7 @@
 #include "keel_node.h"
 
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 #include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
@@ -487,6 +488,10 @@ s_prober_actor (zsock_t *pipe, void *args)
                               curl_multi_strerror (rc));
     }
     s_self_destroy (&self);
+    //  curl's TLS left per-thread state in libcrypto; free it now, while
+    //  we own it, rather than in the thread's exit destructor, which could
+    //  race with OpenSSL's atexit cleanup in the owner's process.
+    OPENSSL_thread_stop ();
 }
 
 // ---------------------------------------------------------------------------

@@ -975,8 +975,14 @@ s_handle_start (keel_server_t *server, keel_request_t *request, void *arg)
             (s_saga_t *)zhashx_lookup (self->keys, req->idempotency_key);
         if (saga && !saga->dropped) {
             if (req->wait && !keel_saga_finished (saga->record)) {
+                keel_request_t *deferred = keel_server_defer (server, request);
+                if (!deferred) {
+                    //  Out of memory: answer now with the status so far.
+                    s_reply_status (self, request, saga->record);
+                    return KEEL_OK;
+                }
                 s_waiter_t *waiter = (s_waiter_t *)zmalloc (sizeof *waiter);
-                waiter->request = keel_server_defer (server, request);
+                waiter->request = deferred;
                 waiter->deadline_ms =
                     s_now () + (req->wait_ms ? req->wait_ms : 30000);
                 zlistx_add_end (saga->waiters, waiter);
