@@ -143,7 +143,10 @@ static void
 s_node_stop (s_node_t *node)
 {
     kill (node->pid, SIGTERM);
-    ck_assert_int_eq (testutil_reap (node->pid, testutil_slack (10000)), 0);
+    int status = testutil_reap (node->pid, testutil_slack (10000));
+    if (status != 0) //  show what it said (printed at the pipe's end)
+        free (testutil_wait_for (node->fd, "\001", 1000));
+    ck_assert_int_eq (status, 0);
     close (node->fd);
     free (node->conf);
     free (node->bus);
