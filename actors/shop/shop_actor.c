@@ -99,6 +99,7 @@ struct _self_t {
     const char *advertise;        //  advertised base, or NULL
     char *endpoints[S_SERVICES];  //  tcp endpoints bound (owned), or NULL
     char *advertised[S_SERVICES]; //  what each advertises (owned), or NULL
+    bool enabled[S_SERVICES];     //  the services this actor runs
 };
 
 // ---------------------------------------------------------------------------
@@ -591,8 +592,9 @@ s_on_shop_effects (keel_server_t *server, keel_request_t *request, void *arg)
     self_t *self = (self_t *)arg;
     json_t *doc = json_object ();
     for (int i = 0; i < S_SERVICES; i++)
-        json_object_set_new (doc, s_kinds[i].name,
-                             s_svc_effects (&self->svcs[i]));
+        if (self->enabled[i])
+            json_object_set_new (doc, s_kinds[i].name,
+                                 s_svc_effects (&self->svcs[i]));
     json_object_set (doc, "journal", self->journal);
     s_reply_effects (self, server, request, doc);
     return KEEL_OK;
@@ -694,9 +696,9 @@ s_self_init (self_t *self)
 {
     keel_actor_args_t *args = self->args;
     keel_config_t *config = args->config;
-    static const char *keys[] = {"bind",     "advertise", "stock",
-                                 "instance", "max_sagas", NULL};
-    char path[4][160];
+    static const char *keys[] = {"bind",      "advertise", "stock", "instance",
+                                 "max_sagas", "services",  NULL};
+    char path[5][160];
     snprintf (path[0], sizeof path[0], "%s/stock", args->name);
     snprintf (path[1], sizeof path[1], "%s/instance", args->name);
     snprintf (path[2], sizeof path[2], "%s/max_sagas", args->name);
@@ -713,6 +715,30 @@ s_self_init (self_t *self)
         keel_config_endpoint (config, path[3], NULL, &self->advertise) == -1)
         return keel_config_error (config);
     self->max_sagas = (size_t)max_sagas;
+    //  Which of the three to run: all by default.
+    snprintf (path[4], sizeof path[4], "%s/services", args->name);
+    const char *services = NULL;
+    if (keel_config_string (config, path[4], "orders inventory payments",
+                            &services) == -1)
+        return keel_config_error (config);
+    char *list = strdup (services), *save = NULL;
+    if (!list)
+        return "out of memory";
+    for (char *word = strtok_r (list, " ,", &save); word;
+         word = strtok_r (NULL, " ,", &save)) {
+        int found = -1;
+        for (int i = 0; i < S_SERVICES; i++)
+            if (streq (word, s_kinds[i].name))
+                found = i;
+        if (found < 0) {
+            free (list);
+            keel_config_fail (config, path[4],
+                              "expected orders, inventory and/or payments");
+            return keel_config_error (config);
+        }
+        self->enabled[found] = true;
+    }
+    free (list);
     self->bind = args->bind;
     if (self->advertise && strncmp (self->advertise, "tcp://", 6) != 0) {
         keel_config_fail (config, path[3], "expected a tcp endpoint");
@@ -738,10 +764,13 @@ s_self_init (self_t *self)
         svc->instance = zsys_sprintf ("%s-%s", self->instance, s_kinds[i].name);
         svc->recs = zhashx_new ();
         svc->ages = zlistx_new ();
-        if (!svc->instance || !svc->recs || !svc->ages ||
-            !(svc->service = keel_service_new (s_kinds[i].name, svc->instance)))
+        if (!svc->instance || !svc->recs || !svc->ages)
             return "out of memory";
         zlistx_set_destructor (svc->ages, s_rec_free);
+        if (!self->enabled[i])
+            continue;
+        if (!(svc->service = keel_service_new (s_kinds[i].name, svc->instance)))
+            return "out of memory";
         keel_server_set_max_msg_size (keel_service_server (svc->service),
                                       args->max_msg_size);
         char *endpoint =

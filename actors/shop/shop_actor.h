@@ -114,6 +114,9 @@
             instance = shop-1             instance id base (default
                                           NODE-ACTOR)
             max_sagas = 100000            records kept per service
+            services = orders payments    the services to run (default all
+                                          three; the others may run on
+                                          other nodes)
 */
 #ifndef KEEL_SHOP_ACTOR_H_INCLUDED
 #define KEEL_SHOP_ACTOR_H_INCLUDED
