@@ -35,7 +35,7 @@ s_status_name (Keel__HealthStatus status)
 }
 
 static void
-s_print_instance_row (const Keel__Instance *instance)
+s_print_instance_row (const Keel__Instance *instance, int id_w, int ep_w)
 {
     char tags[128] = "";
     for (size_t i = 0; i < instance->n_tags; i++) {
@@ -44,8 +44,8 @@ s_print_instance_row (const Keel__Instance *instance)
                   instance->tags[i]);
     }
     const Keel__Health *health = instance->health;
-    printf ("%-20s %-14s %-30s %-9s %-16s %s\n", instance->id,
-            instance->service, instance->endpoint,
+    printf ("%-*s %-14s %-*s %-9s %-16s %s\n", id_w, instance->id,
+            instance->service, ep_w, instance->endpoint,
             s_status_name (health ? health->status : 0), tags,
             health && health->output ? health->output : "");
 }
@@ -325,10 +325,18 @@ s_list (cli_t *cli, int argc, char **argv)
         if (cli->json)
             cli_print_json (&list->base);
         else {
-            printf ("%-20s %-14s %-30s %-9s %-16s %s\n", "ID", "SERVICE",
-                    "ENDPOINT", "STATUS", "TAGS", "OUTPUT");
+            //  Columns as wide as their widest value (at least 20, 30).
+            int id_w = 20, ep_w = 30;
+            for (size_t i = 0; i < list->n_instances; i++) {
+                int id = (int)strlen (list->instances[i]->id);
+                int ep = (int)strlen (list->instances[i]->endpoint);
+                id_w = id > id_w ? id : id_w;
+                ep_w = ep > ep_w ? ep : ep_w;
+            }
+            printf ("%-*s %-14s %-*s %-9s %-16s %s\n", id_w, "ID", "SERVICE",
+                    ep_w, "ENDPOINT", "STATUS", "TAGS", "OUTPUT");
             for (size_t i = 0; i < list->n_instances; i++)
-                s_print_instance_row (list->instances[i]);
+                s_print_instance_row (list->instances[i], id_w, ep_w);
             printf ("(%zu instance%s, index %" PRIu64 "%s)\n",
                     list->n_instances, list->n_instances == 1 ? "" : "s",
                     list->index,
