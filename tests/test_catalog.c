@@ -1972,6 +1972,294 @@ START_TEST (test_randomized)
 }
 END_TEST
 
+// ---------------------------------------------------------------------------
+//  Replication
+
+//  A replica as owner `origin` would publish it, at `version`, `status`.
+static void
+s_spec_replica (spec_t *spec, const char *id, const char *service,
+                const char *origin, uint64_t version, Keel__HealthStatus status)
+{
+    s_spec (spec, id, service);
+    spec->inst.origin = (char *)origin;
+    spec->inst.version = version;
+    spec->health.status = status;
+    spec->inst.health = &spec->health;
+}
+
+static int
+s_apply (keel_catalog_t *cat, spec_t *spec, int64_t now, bool *applied)
+{
+    const char *error = NULL;
+    int rc = keel_catalog_apply (cat, &spec->inst, now, applied, &error);
+    if (rc != KEEL_OK)
+        ck_assert_ptr_nonnull (error);
+    return rc;
+}
+
+START_TEST (test_replica_apply)
+{
+    keel_catalog_limits_t limits = {.replica_lease_ms = 1000};
+    keel_catalog_t *cat = s_catalog (&limits);
+    ck_assert_int_eq (keel_catalog_set_origin (cat, "a"), 0);
+    ck_assert_str_eq (keel_catalog_origin (cat), "a");
+    keel_catalog_set_wall_ms (cat, 1000);
+    //  Owned: origin and a wall-clock based version.
+    s_add_plain (cat, "own-1", "svc", 0);
+    const Keel__Instance *own = keel_catalog_get (cat, "own-1", 0);
+    ck_assert_str_eq (own->origin, "a");
+    ck_assert_uint_eq (own->version, 1000ULL << 16);
+    //  The origin cannot be changed once something is held.
+    ck_assert_int_eq (keel_catalog_set_origin (cat, "z"), -1);
+
+    spec_t spec;
+    bool applied = false;
+    s_spec_replica (&spec, "r-1", "svc", "b", 50, PASSING);
+    ck_assert_int_eq (s_apply (cat, &spec, 10, &applied), KEEL_OK);
+    ck_assert (applied);
+    ck_assert_str_eq (s_events.log[1].type, "registry.registered");
+    ck_assert_uint_eq (keel_catalog_replicas (cat), 1);
+    const Keel__Instance *got = keel_catalog_get (cat, "r-1", 10);
+    ck_assert_str_eq (got->origin, "b");
+    ck_assert_uint_eq (got->version, 50);
+    ck_assert_int_eq (got->health->status, PASSING);
+    ck_assert_uint_eq (got->modify_index, keel_catalog_index (cat));
+
+    //  Older: ignored. Same version, same origin: ignored.
+    s_spec_replica (&spec, "r-1", "svc", "b", 40, CRITICAL);
+    ck_assert_int_eq (s_apply (cat, &spec, 20, &applied), KEEL_OK);
+    ck_assert (!applied);
+    s_spec_replica (&spec, "r-1", "svc", "b", 50, CRITICAL);
+    ck_assert_int_eq (s_apply (cat, &spec, 20, &applied), KEEL_OK);
+    ck_assert (!applied);
+    ck_assert_int_eq (s_status (cat, "r-1", 20), PASSING);
+    ck_assert_uint_eq (s_events.count, 2);
+
+    //  Newer, only health changed: a health event.
+    s_spec_replica (&spec, "r-1", "svc", "b", 60, CRITICAL);
+    spec.health.output = "ttl expired";
+    ck_assert_int_eq (s_apply (cat, &spec, 30, &applied), KEEL_OK);
+    ck_assert (applied);
+    ck_assert_str_eq (s_events.log[2].type, "registry.health");
+    ck_assert_int_eq (s_events.log[2].previous, PASSING);
+    ck_assert_int_eq (s_status (cat, "r-1", 30), CRITICAL);
+
+    //  Tie on version: the greater origin name wins.
+    s_spec_replica (&spec, "r-1", "svc", "a0", 60, PASSING);
+    ck_assert_int_eq (s_apply (cat, &spec, 40, &applied), KEEL_OK);
+    ck_assert (!applied); //  "a0" < "b"
+    s_spec_replica (&spec, "r-1", "svc", "c", 60, PASSING);
+    ck_assert_int_eq (s_apply (cat, &spec, 40, &applied), KEEL_OK);
+    ck_assert (applied);
+    ck_assert_str_eq (keel_catalog_get (cat, "r-1", 40)->origin, "c");
+    ck_assert_str_eq (s_events.log[3].type, "registry.health");
+
+    //  Bad input: no origin, this catalog's origin, invalid instance.
+    s_spec_replica (&spec, "r-2", "svc", "", 1, PASSING);
+    ck_assert_int_eq (s_apply (cat, &spec, 40, NULL),
+                      KEEL_ERR_INVALID_ARGUMENT);
+    s_spec_replica (&spec, "r-2", "svc", "a", 1, PASSING);
+    ck_assert_int_eq (s_apply (cat, &spec, 40, NULL),
+                      KEEL_ERR_INVALID_ARGUMENT);
+    s_spec_replica (&spec, "r-2", "", "b", 1, PASSING);
+    ck_assert_int_eq (s_apply (cat, &spec, 40, NULL),
+                      KEEL_ERR_INVALID_ARGUMENT);
+
+    //  The version clock moved past what was applied: a new owned version
+    //  beats the replica's, and taking the id over makes it owned.
+    keel_catalog_set_wall_ms (cat, 0);
+    s_spec_replica (&spec, "r-3", "svc", "b", 5000ULL << 16, PASSING);
+    ck_assert_int_eq (s_apply (cat, &spec, 50, &applied), KEEL_OK);
+    ck_assert_uint_ge (keel_catalog_clock (cat), 5000ULL << 16);
+    s_add_plain (cat, "r-3", "svc", 50);
+    got = keel_catalog_get (cat, "r-3", 50);
+    ck_assert_str_eq (got->origin, "a");
+    ck_assert_uint_gt (got->version, 5000ULL << 16);
+    //  And an owned entry superseded by a newer version becomes a replica.
+    s_spec_replica (&spec, "own-1", "svc", "b", UINT64_MAX - 1, PASSING);
+    ck_assert_int_eq (s_apply (cat, &spec, 60, &applied), KEEL_OK);
+    ck_assert (applied);
+    ck_assert_str_eq (keel_catalog_get (cat, "own-1", 60)->origin, "b");
+    //  Only owners take heartbeats and deregistrations.
+    ck_assert_int_eq (keel_catalog_deregister (cat, "own-1", 60, NULL),
+                      KEEL_ERR_CONFLICT);
+    ck_assert_int_eq (keel_catalog_heartbeat (cat, "own-1", PASSING, NULL, 60),
+                      KEEL_ERR_NOT_FOUND);
+    ck_assert (!s_events.broken);
+    keel_catalog_destroy (&cat);
+}
+END_TEST
+
+START_TEST (test_replica_removal)
+{
+    keel_catalog_t *cat = s_catalog (NULL);
+    ck_assert_int_eq (keel_catalog_set_origin (cat, "a"), 0);
+    spec_t spec;
+    s_spec_replica (&spec, "r-1", "svc", "b", 10, PASSING);
+    ck_assert_int_eq (s_apply (cat, &spec, 0, NULL), KEEL_OK);
+    //  A removal from another origin, or older than held: not applied.
+    s_spec_replica (&spec, "r-1", "svc", "c", 20, PASSING);
+    ck_assert_int_eq (keel_catalog_apply_removal (cat, &spec.inst, NULL, 1),
+                      KEEL_ERR_NOT_FOUND);
+    s_spec_replica (&spec, "r-1", "svc", "b", 9, PASSING);
+    ck_assert_int_eq (keel_catalog_apply_removal (cat, &spec.inst, NULL, 1),
+                      KEEL_ERR_NOT_FOUND);
+    s_spec_replica (&spec, "r-1", "svc", "b", 11, PASSING);
+    ck_assert_int_eq (
+        keel_catalog_apply_removal (cat, &spec.inst, "expired", 1), KEEL_OK);
+    ck_assert_ptr_null (keel_catalog_get (cat, "r-1", 1));
+    ck_assert_str_eq (s_events.log[1].type, "registry.deregistered");
+    ck_assert_str_eq (s_events.log[1].reason, "expired");
+    //  Owned entries are never removed that way.
+    s_add_plain (cat, "own-1", "svc", 2);
+    s_spec_replica (&spec, "own-1", "svc", "a", UINT64_MAX, PASSING);
+    ck_assert_int_eq (keel_catalog_apply_removal (cat, &spec.inst, NULL, 3),
+                      KEEL_ERR_NOT_FOUND);
+    ck_assert_uint_eq (keel_catalog_size (cat), 1);
+    keel_catalog_destroy (&cat);
+}
+END_TEST
+
+START_TEST (test_digest)
+{
+    keel_catalog_t *a = keel_catalog_new (NULL);
+    keel_catalog_t *b = keel_catalog_new (NULL);
+    ck_assert_int_eq (keel_catalog_set_origin (a, "a"), 0);
+    ck_assert_int_eq (keel_catalog_set_origin (b, "b"), 0);
+    //  Nothing on either side: equal.
+    ck_assert_uint_eq (keel_catalog_digest (a, "a"),
+                       keel_catalog_digest (b, "a"));
+    //  b replicates what a owns, in another order: equal.
+    const char *ids[] = {"z-1", "m-1", "a-1"};
+    for (int k = 0; k < 3; k++) {
+        spec_t spec;
+        s_spec (&spec, ids[k], "svc");
+        ck_assert_int_eq (keel_catalog_register (a, &spec.inst, 0, NULL, NULL),
+                          KEEL_OK);
+    }
+    for (int k = 2; k >= 0; k--) {
+        const Keel__Instance *owned = keel_catalog_get (a, ids[k], 0);
+        ck_assert_int_eq (keel_catalog_apply (b, owned, 0, NULL, NULL),
+                          KEEL_OK);
+    }
+    ck_assert_uint_eq (keel_catalog_digest (a, "a"),
+                       keel_catalog_digest (b, "a"));
+    //  A's own digest ignores its replicas; b's digest of "b" is empty.
+    ck_assert_uint_eq (keel_catalog_digest (b, "b"),
+                       keel_catalog_digest (a, "nobody"));
+    //  A new version on a: different.
+    spec_t spec;
+    s_spec (&spec, "m-1", "svc");
+    spec.inst.weight = 3;
+    ck_assert_int_eq (keel_catalog_register (a, &spec.inst, 1, NULL, NULL),
+                      KEEL_OK);
+    ck_assert_uint_ne (keel_catalog_digest (a, "a"),
+                       keel_catalog_digest (b, "a"));
+    keel_catalog_destroy (&a);
+    keel_catalog_destroy (&b);
+}
+END_TEST
+
+START_TEST (test_reconcile)
+{
+    keel_catalog_t *cat = s_catalog (NULL);
+    ck_assert_int_eq (keel_catalog_set_origin (cat, "a"), 0);
+    spec_t spec;
+    s_spec_replica (&spec, "keep", "svc", "b", 10, PASSING);
+    ck_assert_int_eq (s_apply (cat, &spec, 0, NULL), KEEL_OK);
+    s_spec_replica (&spec, "old", "svc", "b", 10, PASSING);
+    ck_assert_int_eq (s_apply (cat, &spec, 0, NULL), KEEL_OK);
+    s_spec_replica (&spec, "gone", "svc", "b", 10, PASSING);
+    ck_assert_int_eq (s_apply (cat, &spec, 0, NULL), KEEL_OK);
+    s_spec_replica (&spec, "fresh", "svc", "b", 99, PASSING); //  pushed late
+    ck_assert_int_eq (s_apply (cat, &spec, 0, NULL), KEEL_OK);
+    s_spec_replica (&spec, "other", "svc", "c", 10, PASSING);
+    ck_assert_int_eq (s_apply (cat, &spec, 0, NULL), KEEL_OK);
+    s_add_plain (cat, "mine", "svc", 0);
+
+    //  b says it owns: keep@10, old@20, new@15 (clock 50).
+    Keel__DigestEntry e[3];
+    Keel__DigestEntry *entries[3] = {&e[0], &e[1], &e[2]};
+    const char *names[] = {"new", "old", "keep"};
+    uint64_t versions[] = {15, 20, 10};
+    for (int k = 0; k < 3; k++) {
+        keel__digest_entry__init (&e[k]);
+        e[k].id = (char *)names[k];
+        e[k].version = versions[k];
+    }
+    const char *need[3];
+    size_t count = keel_catalog_reconcile (cat, "b", entries, 3, 50, 5, need);
+    ck_assert_uint_eq (count, 2);
+    ck_assert_str_eq (need[0], "new");
+    ck_assert_str_eq (need[1], "old");
+    //  "gone" removed; "fresh" (above the clock) kept; "other" and "mine"
+    //  untouched.
+    ck_assert_ptr_null (keel_catalog_get (cat, "gone", 5));
+    ck_assert_ptr_nonnull (keel_catalog_get (cat, "fresh", 5));
+    ck_assert_ptr_nonnull (keel_catalog_get (cat, "other", 5));
+    ck_assert_ptr_nonnull (keel_catalog_get (cat, "mine", 5));
+    ck_assert_ptr_nonnull (keel_catalog_get (cat, "keep", 5));
+    ck_assert_str_eq (s_events.log[s_events.count - 1].reason,
+                      "no longer owned by its origin");
+    //  Reconciling this catalog's own origin does nothing.
+    ck_assert_uint_eq (
+        keel_catalog_reconcile (cat, "a", entries, 0, 0, 5, need), 0);
+    ck_assert_ptr_nonnull (keel_catalog_get (cat, "mine", 5));
+    keel_catalog_destroy (&cat);
+}
+END_TEST
+
+START_TEST (test_replica_lease)
+{
+    keel_catalog_limits_t limits = {.replica_lease_ms = 3000};
+    keel_catalog_t *cat = s_catalog (&limits);
+    ck_assert_int_eq (keel_catalog_set_origin (cat, "a"), 0);
+    //  An owned TTL instance and replicas from b (with a TTL check they do
+    //  not run) and c.
+    spec_t spec;
+    s_spec (&spec, "own", "svc");
+    s_spec_ttl (&spec, 100000);
+    ck_assert_int_eq (s_register (cat, &spec, 0), KEEL_OK);
+    s_spec_replica (&spec, "b-1", "svc", "b", 1, PASSING);
+    s_spec_ttl (&spec, 100);
+    spec.check.bus_ping = true;
+    ck_assert_int_eq (s_apply (cat, &spec, 0, NULL), KEEL_OK);
+    s_spec_replica (&spec, "b-2", "svc", "b", 2, PASSING);
+    ck_assert_int_eq (s_apply (cat, &spec, 0, NULL), KEEL_OK);
+    s_spec_replica (&spec, "c-1", "svc", "c", 1, PASSING);
+    ck_assert_int_eq (s_apply (cat, &spec, 1000, NULL), KEEL_OK);
+    //  Replicas never produce checks and never expire by TTL.
+    ck_assert_ptr_null (keel_catalog_next_check (cat, 0));
+    ck_assert_int_eq (keel_catalog_next_deadline (cat), 3000);
+    keel_catalog_tick (cat, 2000);
+    ck_assert_int_eq (s_status (cat, "b-1", 2000), PASSING);
+    ck_assert_ptr_null (keel_catalog_next_check (cat, 2000));
+    //  b renewed at 2500: its replicas live until 5500; c's end at 4000.
+    keel_catalog_renew (cat, "b", 2500);
+    keel_catalog_tick (cat, 3999);
+    ck_assert_uint_eq (keel_catalog_size (cat), 4);
+    ck_assert_int_eq (keel_catalog_next_deadline (cat), 4000);
+    keel_catalog_tick (cat, 4000);
+    ck_assert_ptr_null (keel_catalog_get (cat, "c-1", 4000));
+    ck_assert_str_eq (s_events.log[s_events.count - 1].reason,
+                      "origin unreachable");
+    keel_catalog_tick (cat, 5500);
+    ck_assert_uint_eq (keel_catalog_size (cat), 1);
+    ck_assert_uint_eq (keel_catalog_replicas (cat), 0);
+    //  The owned one is untouched and its own TTL still runs.
+    ck_assert_int_eq (s_status (cat, "own", 5500), PASSING);
+    ck_assert_int_eq (keel_catalog_next_deadline (cat), 100000);
+    keel_catalog_tick (cat, 100000);
+    ck_assert_int_eq (s_status (cat, "own", 100000), CRITICAL);
+    //  No replicas: no lease deadline; a new one from b starts a new lease.
+    s_spec_replica (&spec, "b-3", "svc", "b", 3, PASSING);
+    ck_assert_int_eq (s_apply (cat, &spec, 200000, NULL), KEEL_OK);
+    ck_assert_int_eq (keel_catalog_next_deadline (cat), 200000 + 3000);
+    ck_assert (!s_events.broken);
+    keel_catalog_destroy (&cat);
+}
+END_TEST
+
 static Suite *
 s_suite (void)
 {
@@ -2000,6 +2288,11 @@ s_suite (void)
     tcase_add_test (tc, test_event_order);
     tcase_add_test (tc, test_randomized);
     tcase_add_test (tc, test_large);
+    tcase_add_test (tc, test_replica_apply);
+    tcase_add_test (tc, test_replica_removal);
+    tcase_add_test (tc, test_digest);
+    tcase_add_test (tc, test_reconcile);
+    tcase_add_test (tc, test_replica_lease);
     suite_add_tcase (suite, tc);
     return suite;
 }

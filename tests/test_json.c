@@ -560,7 +560,7 @@ START_TEST (test_empty_and_defaults)
     s_assert_json (&instance.base, KEEL_JSON_DEFAULTS,
                    "{\"id\":\"\",\"service\":\"\",\"endpoint\":\"\","
                    "\"tags\":[],\"meta\":{},\"weight\":0,"
-                   "\"modify_index\":0}");
+                   "\"modify_index\":0,\"origin\":\"\",\"version\":0}");
     Keel__RegisterRequest request = KEEL__REGISTER_REQUEST__INIT;
     s_assert_json (&request.base, KEEL_JSON_DEFAULTS, "{}");
     request.instance = &instance;

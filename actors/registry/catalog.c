@@ -17,6 +17,9 @@
       +---------------------------------------------------------+
            ^                                   ^
       all (vec): every entry            heaps[2]: binary min-heaps
+      origins: one group per origin     (see below)
+        (own first), each a vec of
+        its entries and a lease
                                           TICK:  earliest of ttl expiry,
                                                  running check's timeout,
                                                  removal (critical too long)
@@ -39,6 +42,14 @@
       SipHash-2-4 (libsodium) under a per-catalog random key: zhashx's own hash
    is unkeyed, and zhashx grows its table on every lookup that walks a long
       chain, so colliding names could make it grow without bound.
+
+    Origins. origins[0] is this catalog's own group: what it owns, checks
+    and versions. Every other group holds the replicas of one peer: their
+    cfg is empty (no check, nothing in HEAP_CHECK), their health is the
+    owner's as last applied, and the group's one lease stands for all of
+    them (groups are few: one per peer, so next_deadline and tick scan
+    them). An entry moves between groups when a newer version from another
+    origin replaces it. Digests sort a group's vec and hash it.
 
     Health of one check (TTL, or the active check the shell runs):
 
@@ -112,6 +123,13 @@ typedef struct {
     uint32_t failures;         //  consecutive failures
 } check_t;
 
+//  The instances one node owns: this catalog's own, or a peer's replicas.
+typedef struct {
+    char *name;       //  node name; owned
+    vec_t entries;    //  its instances
+    int64_t lease_ms; //  replicas expire at this time; S_NEVER for own
+} origin_t;
+
 //  The instances of one service.
 typedef struct {
     char *name;     //  service name; owned
@@ -127,6 +145,8 @@ struct _entry_t {
     char *output;                //  health.output when not ""; owned
     hkey_t hkey;                 //  by_id's key; points at inst->id
     service_t *service;          //  the service it is listed under
+    origin_t *origin;            //  its owner's group (catalog->origins[0]:
+                                 //  owned; else a replica)
     cfg_t cfg;                   //  its check
     check_t ttl;                 //  TTL check state (cfg.ttl_ms != 0)
     check_t active;              //  active check state (cfg.active)
@@ -138,6 +158,7 @@ struct _entry_t {
     int64_t next_due_ms;         //  next active check is due at this time
     size_t all_pos;              //  position in catalog->all
     size_t svc_pos;              //  position in service->entries
+    size_t origin_pos;           //  position in origin->entries
     size_t heap_pos[HEAPS];      //  position in each heap; SIZE_MAX = absent
     int64_t heap_key[HEAPS];     //  key in each heap
 };
@@ -155,6 +176,11 @@ struct _keel_catalog_t {
     Keel__Instance **result;      //  discover/list answer; owned array
     size_t result_cap;            //  room in result
     keel_hash_key_t hash_key;     //  secret key of the hash tables
+    origin_t **origins;           //  [0] own, then one per peer seen
+    size_t n_origins;             //  groups held
+    size_t replicas;              //  entries outside origins[0]
+    uint64_t clock;               //  last version stamped or applied
+    int64_t wall_ms;              //  versions are at least wall_ms << 16
 };
 
 // ---------------------------------------------------------------------------
@@ -625,14 +651,17 @@ s_check_equal (const Keel__HealthCheck *a, const Keel__HealthCheck *b)
            a->deregister_critical_after_ms == b->deregister_critical_after_ms;
 }
 
-//  A deep copy through the wire format, health and modify_index dropped and
-//  the check normalized. Free with keel__instance__free_unpacked (.., NULL).
+//  A deep copy through the wire format, health and modify_index dropped,
+//  origin replaced when `origin` is not NULL, and the check normalized.
+//  Free with keel__instance__free_unpacked (.., NULL).
 static Keel__Instance *
-s_instance_copy (const Keel__Instance *src)
+s_instance_copy (const Keel__Instance *src, const char *origin)
 {
     Keel__Instance tmp = *src;
     tmp.health = NULL;
     tmp.modify_index = 0;
+    if (origin)
+        tmp.origin = (char *)origin;
     size_t size = keel__instance__get_packed_size (&tmp);
     uint8_t *buffer = (uint8_t *)malloc (size ? size : 1);
     if (!buffer)
@@ -801,7 +830,7 @@ static void
 s_fill_age (entry_t *entry, int64_t now_ms)
 {
     entry->health.last_check_age_ms =
-        entry->last_check_ms < 0 || now_ms <= entry->last_check_ms
+        entry->last_check_ms == -1 || now_ms <= entry->last_check_ms
             ? 0
             : (uint64_t)now_ms - (uint64_t)entry->last_check_ms;
 }
@@ -858,6 +887,80 @@ s_service_remove (service_t *service, entry_t *entry)
 }
 
 // ---------------------------------------------------------------------------
+//  Origins
+
+static origin_t *
+s_origin_find (keel_catalog_t *self, const char *name)
+{
+    for (size_t i = 0; i < self->n_origins; i++)
+        if (strcmp (self->origins[i]->name, name) == 0)
+            return self->origins[i];
+    return NULL;
+}
+
+static void
+s_origin_destroy (origin_t **origin_p)
+{
+    origin_t *origin = *origin_p;
+    if (origin) {
+        free (origin->entries.items);
+        free (origin->name);
+        free (origin);
+        *origin_p = NULL;
+    }
+}
+
+//  The group of `name`, created (lease S_NEVER until renewed) if new.
+static origin_t *
+s_origin_require (keel_catalog_t *self, const char *name)
+{
+    origin_t *origin = s_origin_find (self, name);
+    if (origin)
+        return origin;
+    origin_t **origins = (origin_t **)realloc (
+        self->origins, (self->n_origins + 1) * sizeof (origin_t *));
+    if (!origins)
+        return NULL;
+    self->origins = origins;
+    origin = (origin_t *)calloc (1, sizeof (origin_t));
+    if (!origin || !(origin->name = strdup (name))) {
+        free (origin);
+        return NULL;
+    }
+    origin->entries.pos_offset = offsetof (entry_t, origin_pos);
+    origin->entries.sorted = true;
+    origin->lease_ms = S_NEVER;
+    self->origins[self->n_origins++] = origin;
+    return origin;
+}
+
+//  Move `entry` to the group `origin` (room reserved), keeping count.
+static void
+s_origin_move (keel_catalog_t *self, entry_t *entry, origin_t *origin)
+{
+    if (entry->origin == origin)
+        return;
+    if (entry->origin) {
+        s_vec_remove (&entry->origin->entries, entry);
+        if (entry->origin != self->origins[0])
+            self->replicas--;
+    }
+    s_vec_push (&origin->entries, entry);
+    entry->origin = origin;
+    if (origin != self->origins[0])
+        self->replicas++;
+}
+
+//  Whether (version a, origin a) is newer than (version b, origin b).
+static bool
+s_newer (uint64_t version_a, const char *origin_a, uint64_t version_b,
+         const char *origin_b)
+{
+    return version_a > version_b ||
+           (version_a == version_b && strcmp (origin_a, origin_b) > 0);
+}
+
+// ---------------------------------------------------------------------------
 //  Events
 
 //  A change to `entry` at `at_ms`: next index, the entry's modify_index, and
@@ -869,6 +972,12 @@ s_emit (keel_catalog_t *self, const char *type, entry_t *entry,
 {
     self->index++;
     entry->inst->modify_index = self->index;
+    if (entry->origin == self->origins[0]) {
+        //  An owned change: a new version, wall-clock based when it can be.
+        uint64_t floor = self->wall_ms > 0 ? (uint64_t)self->wall_ms << 16 : 0;
+        self->clock = self->clock + 1 > floor ? self->clock + 1 : floor;
+        entry->inst->version = self->clock;
+    }
     if (!self->fn)
         return;
     s_fill_age (entry, at_ms);
@@ -908,6 +1017,9 @@ s_remove (keel_catalog_t *self, entry_t *entry, const char *reason,
     s_service_remove (service, entry);
     s_service_drop_if_empty (self, service);
     s_vec_remove (&self->all, entry);
+    s_vec_remove (&entry->origin->entries, entry);
+    if (entry->origin != self->origins[0])
+        self->replicas--;
     s_heap_set (&self->heaps[HEAP_TICK], entry, S_NEVER);
     s_heap_set (&self->heaps[HEAP_CHECK], entry, S_NEVER);
     s_emit (self, "registry.deregistered", entry, reason, entry->health.status,
@@ -931,14 +1043,19 @@ s_reserve_result (keel_catalog_t *self, size_t need)
 }
 
 //  Room for a registration of `entry` (NULL = a new one) under `service`
-//  in every array it may join.
+//  and `origin` in every array it may join.
 static int
-s_reserve_for (keel_catalog_t *self, service_t *service, entry_t *entry)
+s_reserve_for (keel_catalog_t *self, service_t *service, origin_t *origin,
+               entry_t *entry)
 {
     size_t total = self->all.size + (entry ? 0 : 1);
     vec_t *members = &service->entries;
     if (service != (entry ? entry->service : NULL) &&
         s_reserve (&members->items, &members->cap, members->size + 1))
+        return -1;
+    vec_t *owned = &origin->entries;
+    if (origin != (entry ? entry->origin : NULL) &&
+        s_reserve (&owned->items, &owned->cap, owned->size + 1))
         return -1;
     for (int w = 0; w < HEAPS; w++)
         if (s_reserve (&self->heaps[w].items, &self->heaps[w].cap, total))
@@ -977,6 +1094,8 @@ keel_catalog_new (const keel_catalog_limits_t *limits)
     lim->max_endpoint = lim->max_endpoint ? lim->max_endpoint : 512;
     if (!(lim->protect_threshold > 0)) //  also NaN
         lim->protect_threshold = 0;
+    if (lim->replica_lease_ms <= 0)
+        lim->replica_lease_ms = 3000;
 
     keel_hash_key_init (&self->hash_key);
 
@@ -986,7 +1105,8 @@ keel_catalog_new (const keel_catalog_limits_t *limits)
     self->all.sorted = true;
     self->heaps[HEAP_TICK].which = HEAP_TICK;
     self->heaps[HEAP_CHECK].which = HEAP_CHECK;
-    if (!self->by_id || !self->by_service || s_reserve_result (self, 16)) {
+    if (!self->by_id || !self->by_service || s_reserve_result (self, 16) ||
+        !s_origin_require (self, "")) {
         keel_catalog_destroy (&self);
         return NULL;
     }
@@ -1014,6 +1134,9 @@ keel_catalog_destroy (keel_catalog_t **self_p)
     }
     zhashx_destroy (&self->by_id);
     zhashx_destroy (&self->by_service);
+    for (size_t i = 0; i < self->n_origins; i++)
+        s_origin_destroy (&self->origins[i]);
+    free (self->origins);
     free (self->all.items);
     for (int w = 0; w < HEAPS; w++)
         free (self->heaps[w].items);
@@ -1049,14 +1172,16 @@ keel_catalog_register (keel_catalog_t *self, const Keel__Instance *instance,
 
     //  Everything that can fail, before anything changes.
     *error = "out of memory";
-    Keel__Instance *copy = s_instance_copy (instance);
+    origin_t *own = self->origins[0];
+    Keel__Instance *copy = s_instance_copy (instance, own->name);
     if (!copy)
         return KEEL_ERR_INTERNAL;
+    copy->version = entry ? entry->inst->version : 0; //  s_emit stamps it
     entry_t *fresh = NULL;
     service_t *service = s_service_require (self, copy->service);
     if (!service ||
         (!entry && !(fresh = (entry_t *)calloc (1, sizeof (entry_t)))) ||
-        s_reserve_for (self, service, entry)) {
+        s_reserve_for (self, service, own, entry)) {
         keel__instance__free_unpacked (copy, NULL);
         free (fresh);
         if (service)
@@ -1081,12 +1206,16 @@ keel_catalog_register (keel_catalog_t *self, const Keel__Instance *instance,
         zhashx_insert (self->by_id, &entry->hkey, entry);
         s_vec_push (&self->all, entry);
         s_service_add (service, entry);
+        s_origin_move (self, entry, own);
         s_reschedule (self, entry);
         s_emit (self, "registry.registered", entry, "registered",
                 KEEL__HEALTH_STATUS__HEALTH_UNKNOWN, now_ms);
     } else {
         Keel__HealthStatus previous = entry->health.status;
-        bool same_check = s_check_equal (entry->inst->check, copy->check);
+        //  A replica taken over starts its checks afresh.
+        bool same_check = entry->origin == own &&
+                          s_check_equal (entry->inst->check, copy->check);
+        s_origin_move (self, entry, own);
         entry->inst->health = NULL;
         keel__instance__free_unpacked (entry->inst, NULL);
         entry->inst = copy;
@@ -1121,6 +1250,8 @@ keel_catalog_deregister (keel_catalog_t *self, const char *id, int64_t now_ms,
     entry_t *entry = s_lookup (self, id);
     if (!entry)
         return KEEL_ERR_NOT_FOUND;
+    if (entry->origin != self->origins[0])
+        return KEEL_ERR_CONFLICT;
     s_remove (self, entry, "deregistered", now_ms);
     if (index_p)
         *index_p = self->index;
@@ -1135,7 +1266,7 @@ keel_catalog_heartbeat (keel_catalog_t *self, const char *id,
     assert (self);
     assert (!self->in_event);
     entry_t *entry = s_lookup (self, id);
-    if (!entry)
+    if (!entry || entry->origin != self->origins[0])
         return KEEL_ERR_NOT_FOUND;
     if (!entry->cfg.ttl_ms)
         return KEEL_ERR_INVALID_ARGUMENT;
@@ -1225,6 +1356,17 @@ keel_catalog_tick (keel_catalog_t *self, int64_t now_ms)
             s_remove (self, entry, "critical too long", at);
         }
     }
+    //  Leases: an origin not heard from for replica_lease_ms loses them all.
+    for (size_t i = 1; i < self->n_origins; i++) {
+        origin_t *origin = self->origins[i];
+        if (origin->lease_ms > now_ms)
+            continue;
+        int64_t at = origin->lease_ms;
+        while (origin->entries.size > 0)
+            s_remove (self, origin->entries.items[origin->entries.size - 1],
+                      "origin unreachable", at);
+        origin->lease_ms = S_NEVER;
+    }
 }
 
 int64_t
@@ -1233,6 +1375,9 @@ keel_catalog_next_deadline (keel_catalog_t *self)
     assert (self);
     int64_t next = s_min (s_heap_top (&self->heaps[HEAP_TICK]),
                           s_heap_top (&self->heaps[HEAP_CHECK]));
+    for (size_t i = 1; i < self->n_origins; i++)
+        if (self->origins[i]->entries.size > 0)
+            next = s_min (next, self->origins[i]->lease_ms);
     return next == S_NEVER ? -1 : next;
 }
 
@@ -1374,4 +1519,340 @@ keel_catalog_size (keel_catalog_t *self)
 {
     assert (self);
     return self->all.size;
+}
+
+// ---------------------------------------------------------------------------
+//  Replication
+
+int
+keel_catalog_set_origin (keel_catalog_t *self, const char *origin)
+{
+    assert (self);
+    if (self->all.size > 0 ||
+        s_check_name (origin, self->limits.max_string, "", "", ""))
+        return -1;
+    char *name = strdup (origin);
+    if (!name)
+        return -1;
+    free (self->origins[0]->name);
+    self->origins[0]->name = name;
+    return 0;
+}
+
+const char *
+keel_catalog_origin (keel_catalog_t *self)
+{
+    assert (self);
+    return self->origins[0]->name;
+}
+
+void
+keel_catalog_set_wall_ms (keel_catalog_t *self, int64_t wall_ms)
+{
+    assert (self);
+    self->wall_ms = wall_ms;
+}
+
+uint64_t
+keel_catalog_clock (keel_catalog_t *self)
+{
+    assert (self);
+    return self->clock;
+}
+
+size_t
+keel_catalog_replicas (keel_catalog_t *self)
+{
+    assert (self);
+    return self->replicas;
+}
+
+//  Whether two instances say the same apart from health, indexes, origin
+//  and version: the owner changed only their health.
+static bool
+s_same_body (const Keel__Instance *a, const Keel__Instance *b)
+{
+    if (strcmp (a->service, b->service) || strcmp (a->endpoint, b->endpoint) ||
+        a->weight != b->weight || a->n_tags != b->n_tags ||
+        a->n_meta != b->n_meta || !s_check_equal (a->check, b->check))
+        return false;
+    for (size_t i = 0; i < a->n_tags; i++)
+        if (strcmp (a->tags[i], b->tags[i]))
+            return false;
+    for (size_t i = 0; i < a->n_meta; i++)
+        if (strcmp (a->meta[i]->key, b->meta[i]->key) ||
+            strcmp (a->meta[i]->value, b->meta[i]->value))
+            return false;
+    return true;
+}
+
+//  A replica's health: the owner's, with its age made local.
+static void
+s_replica_health (keel_catalog_t *self, entry_t *entry,
+                  const Keel__Health *health, int64_t now_ms)
+{
+    Keel__Health none = KEEL__HEALTH__INIT;
+    health = health ? health : &none;
+    Keel__HealthStatus status = health->status;
+    if (status != KEEL__HEALTH_STATUS__PASSING &&
+        status != KEEL__HEALTH_STATUS__WARNING &&
+        status != KEEL__HEALTH_STATUS__CRITICAL)
+        status = KEEL__HEALTH_STATUS__HEALTH_UNKNOWN;
+    s_set_status (entry, status, now_ms);
+    entry->health.response_time_us = health->response_time_us;
+    entry->health.consecutive_successes = health->consecutive_successes;
+    entry->health.consecutive_failures = health->consecutive_failures;
+    //  Ages beyond a year are capped: no overflow on nonsense input.
+    uint64_t age = health->last_check_age_ms;
+    const uint64_t year = 366ULL * 24 * 3600 * 1000;
+    entry->last_check_ms =
+        age == 0 ? -1 : now_ms - (int64_t)(age > year ? year : age);
+    s_set_output (self, entry, health->output);
+}
+
+int
+keel_catalog_apply (keel_catalog_t *self, const Keel__Instance *instance,
+                    int64_t now_ms, bool *applied_p, const char **error_p)
+{
+    assert (self);
+    assert (!self->in_event);
+    const char *error_local;
+    const char **error = error_p ? error_p : &error_local;
+    bool applied_local;
+    bool *applied = applied_p ? applied_p : &applied_local;
+    *applied = false;
+    if ((*error = s_check_instance (self, instance)))
+        return KEEL_ERR_INVALID_ARGUMENT;
+    if ((*error = s_check_name (instance->origin, self->limits.max_string,
+                                "origin is empty",
+                                "origin is longer than max_string",
+                                "origin has a character outside "
+                                "[A-Za-z0-9._:-]")))
+        return KEEL_ERR_INVALID_ARGUMENT;
+    if (strcmp (instance->origin, self->origins[0]->name) == 0) {
+        *error = "origin is this registry";
+        return KEEL_ERR_INVALID_ARGUMENT;
+    }
+    if (instance->version > self->clock)
+        self->clock = instance->version;
+    entry_t *entry = s_lookup (self, instance->id);
+    if (entry && !s_newer (instance->version, instance->origin,
+                           entry->inst->version, entry->origin->name)) {
+        keel_catalog_renew (self, instance->origin, now_ms);
+        return KEEL_OK;
+    }
+    if (!entry && self->all.size >= self->limits.max_instances) {
+        *error = "the catalog holds max_instances";
+        return KEEL_ERR_CONFLICT;
+    }
+
+    //  Everything that can fail, before anything changes.
+    *error = "out of memory";
+    Keel__Instance *copy = s_instance_copy (instance, NULL);
+    if (!copy)
+        return KEEL_ERR_INTERNAL;
+    copy->version = instance->version;
+    entry_t *fresh = NULL;
+    origin_t *origin = s_origin_require (self, instance->origin);
+    service_t *service =
+        origin ? s_service_require (self, copy->service) : NULL;
+    if (!service ||
+        (!entry && !(fresh = (entry_t *)calloc (1, sizeof (entry_t)))) ||
+        s_reserve_for (self, service, origin, entry)) {
+        keel__instance__free_unpacked (copy, NULL);
+        free (fresh);
+        if (service)
+            s_service_drop_if_empty (self, service);
+        return KEEL_ERR_INTERNAL;
+    }
+    *error = NULL;
+    *applied = true;
+    origin->lease_ms = s_add (now_ms, self->limits.replica_lease_ms);
+
+    const char *type = "registry.updated";
+    const char *reason = "updated";
+    Keel__HealthStatus previous = KEEL__HEALTH_STATUS__HEALTH_UNKNOWN;
+    if (fresh) {
+        entry = fresh;
+        Keel__Health health = KEEL__HEALTH__INIT;
+        entry->health = health;
+        entry->health.output = (char *)protobuf_c_empty_string;
+        entry->inst = copy;
+        entry->inst->health = &entry->health;
+        entry->hkey = (hkey_t){&self->hash_key, copy->id};
+        entry->critical_since_ms = -1;
+        entry->heap_pos[HEAP_TICK] = entry->heap_pos[HEAP_CHECK] = SIZE_MAX;
+        entry->heap_key[HEAP_TICK] = entry->heap_key[HEAP_CHECK] = S_NEVER;
+        s_replica_health (self, entry, instance->health, now_ms);
+        zhashx_insert (self->by_id, &entry->hkey, entry);
+        s_vec_push (&self->all, entry);
+        s_service_add (service, entry);
+        type = "registry.registered";
+        reason = "registered";
+    } else {
+        previous = entry->health.status;
+        bool same_body = s_same_body (entry->inst, copy);
+        entry->inst->health = NULL;
+        keel__instance__free_unpacked (entry->inst, NULL);
+        entry->inst = copy;
+        entry->inst->health = &entry->health;
+        entry->hkey.str = copy->id;
+        if (service != entry->service) {
+            service_t *old = entry->service;
+            s_service_remove (old, entry);
+            s_service_drop_if_empty (self, old);
+            s_service_add (service, entry);
+        }
+        s_replica_health (self, entry, instance->health, now_ms);
+        if (same_body && previous != entry->health.status) {
+            type = "registry.health";
+            reason = *entry->health.output ? entry->health.output : "health";
+        }
+    }
+    //  A replica: no checks of its own (an owned entry taken over loses its).
+    entry->cfg = (cfg_t){0};
+    entry->running = false;
+    s_origin_move (self, entry, origin);
+    s_reschedule (self, entry);
+    s_emit (self, type, entry, reason, previous, now_ms);
+    return KEEL_OK;
+}
+
+int
+keel_catalog_apply_removal (keel_catalog_t *self,
+                            const Keel__Instance *instance, const char *reason,
+                            int64_t now_ms)
+{
+    assert (self);
+    assert (!self->in_event);
+    if (!instance || !instance->origin)
+        return KEEL_ERR_NOT_FOUND;
+    entry_t *entry = s_lookup (self, instance->id);
+    if (!entry || entry->origin == self->origins[0] ||
+        strcmp (entry->origin->name, instance->origin) != 0 ||
+        entry->inst->version > instance->version)
+        return KEEL_ERR_NOT_FOUND;
+    if (instance->version > self->clock)
+        self->clock = instance->version;
+    keel_catalog_renew (self, instance->origin, now_ms);
+    s_remove (self, entry, reason && *reason ? reason : "deregistered", now_ms);
+    return KEEL_OK;
+}
+
+void
+keel_catalog_renew (keel_catalog_t *self, const char *origin, int64_t now_ms)
+{
+    assert (self);
+    origin_t *group = origin ? s_origin_find (self, origin) : NULL;
+    if (group && group != self->origins[0])
+        group->lease_ms = s_add (now_ms, self->limits.replica_lease_ms);
+}
+
+#define S_FNV_BASIS 0xcbf29ce484222325ULL
+#define S_FNV_PRIME 0x100000001b3ULL
+
+static uint64_t
+s_fnv (uint64_t hash, const void *data, size_t size)
+{
+    const unsigned char *bytes = (const unsigned char *)data;
+    for (size_t i = 0; i < size; i++)
+        hash = (hash ^ bytes[i]) * S_FNV_PRIME;
+    return hash;
+}
+
+uint64_t
+keel_catalog_digest (keel_catalog_t *self, const char *origin)
+{
+    assert (self);
+    origin_t *group = s_origin_find (self, origin ? origin : "");
+    uint64_t hash = S_FNV_BASIS;
+    if (!group)
+        return hash;
+    s_vec_sort (&group->entries);
+    for (size_t pos = 0; pos < group->entries.size; pos++) {
+        const Keel__Instance *inst = group->entries.items[pos]->inst;
+        hash = s_fnv (hash, inst->id, strlen (inst->id) + 1);
+        unsigned char version[8];
+        for (int i = 0; i < 8; i++)
+            version[i] = (unsigned char)(inst->version >> (8 * i));
+        hash = s_fnv (hash, version, sizeof version);
+    }
+    return hash;
+}
+
+size_t
+keel_catalog_list_origin (keel_catalog_t *self, const char *origin,
+                          int64_t now_ms, Keel__Instance ***list_p)
+{
+    assert (self);
+    assert (list_p);
+    *list_p = self->result;
+    origin_t *group = s_origin_find (self, origin ? origin : "");
+    if (!group)
+        return 0;
+    s_vec_sort (&group->entries);
+    for (size_t pos = 0; pos < group->entries.size; pos++) {
+        s_fill_age (group->entries.items[pos], now_ms);
+        self->result[pos] = group->entries.items[pos]->inst;
+    }
+    return group->entries.size;
+}
+
+static int
+s_digest_entry_compare (const void *a, const void *b)
+{
+    return strcmp ((*(Keel__DigestEntry *const *)a)->id,
+                   (*(Keel__DigestEntry *const *)b)->id);
+}
+
+size_t
+keel_catalog_reconcile (keel_catalog_t *self, const char *origin,
+                        Keel__DigestEntry *const *entries, size_t count,
+                        uint64_t clock, int64_t now_ms, const char **need)
+{
+    assert (self);
+    assert (!self->in_event);
+    if (!origin || strcmp (origin, self->origins[0]->name) == 0)
+        return 0;
+    keel_catalog_renew (self, origin, now_ms);
+    if (clock > self->clock)
+        self->clock = clock;
+    //  What to fetch: listed, and missing here or older here.
+    size_t needed = 0;
+    for (size_t i = 0; i < count; i++) {
+        const Keel__DigestEntry *listed = entries[i];
+        if (!listed || !listed->id || !*listed->id)
+            continue;
+        entry_t *entry = s_lookup (self, listed->id);
+        if (!entry || s_newer (listed->version, origin, entry->inst->version,
+                               entry->origin->name))
+            need[needed++] = listed->id;
+    }
+    //  What to drop: replicas of origin it no longer lists.
+    origin_t *group = s_origin_find (self, origin);
+    if (!group || group->entries.size == 0)
+        return needed;
+    Keel__DigestEntry **sorted = (Keel__DigestEntry **)malloc (
+        (count ? count : 1) * sizeof (Keel__DigestEntry *));
+    if (!sorted)
+        return needed; //  the next round drops them
+    size_t n = 0;
+    for (size_t i = 0; i < count; i++)
+        if (entries[i] && entries[i]->id)
+            sorted[n++] = entries[i];
+    qsort (sorted, n, sizeof *sorted, s_digest_entry_compare);
+    //  Backwards: a removal swaps in the last item, already visited.
+    for (size_t pos = group->entries.size; pos > 0; pos--) {
+        if (pos > group->entries.size)
+            continue;
+        entry_t *entry = group->entries.items[pos - 1];
+        Keel__DigestEntry key = KEEL__DIGEST_ENTRY__INIT;
+        key.id = entry->inst->id;
+        Keel__DigestEntry *keyp = &key;
+        if (entry->inst->version <= clock &&
+            !bsearch (&keyp, sorted, n, sizeof *sorted, s_digest_entry_compare))
+            s_remove (self, entry, "no longer owned by its origin", now_ms);
+    }
+    free (sorted);
+    return needed;
 }

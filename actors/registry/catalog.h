@@ -21,6 +21,24 @@
     Every change (register, update, deregister, status change, removal)
     increments the catalog index by one and is reported to the listener as
     a RegistryEvent carrying that index, in order.
+
+    Replication. A catalog belongs to one node (keel_catalog_set_origin) and
+    OWNS what is registered through it: it runs those instances' checks and
+    stamps each of their changes with a new version. It also holds REPLICAS
+    of what other nodes own (keel_catalog_apply): never checked, health as
+    the owner last said, grouped by origin. Versions order the writes to one
+    id whoever made them:
+
+        newer = higher version, or the same version and a greater origin
+                name (bytewise)
+
+    Owned versions are max (last version + 1, wall_ms << 16), and the last
+    version also moves up to every version applied, so a registration made
+    after a node saw another's version wins over it. Each origin's replicas
+    share one lease (limits.replica_lease_ms): renewed by keel_catalog_renew
+    and by every entry applied from it; at expiry tick removes them all
+    ("origin unreachable"). Replicas and owned entries alike are in the
+    index, the listener's events, get, list and discover.
 */
 #ifndef KEEL_CATALOG_H_INCLUDED
 #define KEEL_CATALOG_H_INCLUDED
@@ -47,6 +65,8 @@ typedef struct {
     double protect_threshold; //  0 = off; else, when the passing+warning
                               //  fraction of a service's instances is below
                               //  this, discovery returns all of them
+    int64_t replica_lease_ms; //  replicas of an origin not renewed for this
+                              //  long are removed [3000]
 } keel_catalog_limits_t;
 
 //  Called for every change, in index order. `event` and everything in it
@@ -82,13 +102,16 @@ int keel_catalog_register (keel_catalog_t *self, const Keel__Instance *instance,
                            int64_t now_ms, uint64_t *index_p,
                            const char **error_p);
 
-//  Remove an instance. Returns 0 and *index_p, or 4 (NOT_FOUND).
+//  Remove an instance. Returns 0 and *index_p, 4 (NOT_FOUND), or 8
+//  (CONFLICT) for a replica: only its owner removes it.
 int keel_catalog_deregister (keel_catalog_t *self, const char *id,
                              int64_t now_ms, uint64_t *index_p);
 
 //  A heartbeat for the TTL check: `status` PASSING (or HEALTH_UNKNOWN, taken
 //  as passing), WARNING or CRITICAL as the service reports it, with
-//  `output` (may be NULL). Returns 0, 4 (NOT_FOUND) for an unknown id, or 10
+//  `output` (may be NULL). Returns 0, 4 (NOT_FOUND) for an unknown id or a
+//  replica (its owner takes its heartbeats; a service told NOT_FOUND
+//  registers here, which makes this catalog the owner), or 10
 //  (INVALID_ARGUMENT) when the instance has no TTL check.
 int keel_catalog_heartbeat (keel_catalog_t *self, const char *id,
                             Keel__HealthStatus status, const char *output,
@@ -141,6 +164,82 @@ uint64_t keel_catalog_index (keel_catalog_t *self);
 
 //  Instances held.
 size_t keel_catalog_size (keel_catalog_t *self);
+
+// ---------------------------------------------------------------------------
+//  Replication (see the top of this file)
+
+//  Name the node this catalog belongs to: the origin of every instance
+//  registered through it ("" until set). Returns 0, or -1 if the name is
+//  not [A-Za-z0-9._:-]{1,max_string} or the catalog already holds
+//  instances.
+int keel_catalog_set_origin (keel_catalog_t *self, const char *origin);
+
+//  The origin set (borrowed).
+const char *keel_catalog_origin (keel_catalog_t *self);
+
+//  The wall-clock time, ms since the epoch, that owned changes from now on
+//  are versioned against (the shell passes it before each change; 0, the
+//  default, gives plain counters).
+void keel_catalog_set_wall_ms (keel_catalog_t *self, int64_t wall_ms);
+
+//  The last version stamped or applied (the catalog's version clock).
+uint64_t keel_catalog_clock (keel_catalog_t *self);
+
+//  Apply an instance as its owner published it (a pushed event or a
+//  fetched entry): instance->origin names the owner, which must not be this
+//  catalog; instance->version and instance->health are the owner's. If it
+//  is newer than what is held under its id (see the top), it replaces it
+//  (an owned entry becomes a replica: ownership moved) and the listener
+//  hears "registry.registered", "registry.updated" or "registry.health";
+//  *applied_p (may be NULL) says whether it was. The origin's lease is
+//  renewed either way. Returns 0; 10 (INVALID_ARGUMENT, *error_p a static
+//  reason) for an instance that fails registration's checks or has no
+//  origin or this catalog's; 8 (CONFLICT) when max_instances is reached; 7
+//  (INTERNAL) out of memory. Nothing changes on error.
+int keel_catalog_apply (keel_catalog_t *self, const Keel__Instance *instance,
+                        int64_t now_ms, bool *applied_p, const char **error_p);
+
+//  Apply an owner's removal of an instance (a pushed "registry.deregistered":
+//  `instance` as it was, with the removal's version). Removes the replica
+//  held under its id if it is of the same origin and not newer, with
+//  `reason` (NULL = "deregistered"). Returns 0 if removed, 4 (NOT_FOUND)
+//  otherwise.
+int keel_catalog_apply_removal (keel_catalog_t *self,
+                                const Keel__Instance *instance,
+                                const char *reason, int64_t now_ms);
+
+//  Renew the lease of `origin`'s replicas: they stay until now_ms +
+//  replica_lease_ms at least. Unknown origins are ignored.
+void keel_catalog_renew (keel_catalog_t *self, const char *origin,
+                         int64_t now_ms);
+
+//  The digest of what is held of `origin` (this catalog's own origin: what
+//  it owns): FNV-1a 64 over its entries sorted by id, each the id's bytes,
+//  a 0 byte and the version as 8 little-endian bytes. Nothing held gives
+//  the FNV offset basis. Two catalogs agree on an origin iff (with
+//  overwhelming odds) their digests of it are equal.
+uint64_t keel_catalog_digest (keel_catalog_t *self, const char *origin);
+
+//  The instances held of `origin` ("" = owned when no origin was set),
+//  ordered by id, as keel_catalog_list returns them (borrowed, the
+//  catalog's result array). Returns the count.
+size_t keel_catalog_list_origin (keel_catalog_t *self, const char *origin,
+                                 int64_t now_ms, Keel__Instance ***list_p);
+
+//  After `origin` answered a digest with the full list of what it owns
+//  (`entries`, any order) and its version clock then (`clock`): renews the
+//  origin's lease; removes the replicas of origin it no longer lists,
+//  unless their version is above `clock` (pushed after the answer),
+//  reason "no longer owned by its origin"; and writes to `need` (room for
+//  `count` pointers, borrowed from `entries`) the ids this catalog lacks
+//  or holds at an older version: what to fetch. Returns how many it wrote.
+size_t keel_catalog_reconcile (keel_catalog_t *self, const char *origin,
+                               Keel__DigestEntry *const *entries, size_t count,
+                               uint64_t clock, int64_t now_ms,
+                               const char **need);
+
+//  Instances held as replicas (the rest are owned).
+size_t keel_catalog_replicas (keel_catalog_t *self);
 
 #ifdef __cplusplus
 }

@@ -1,14 +1,34 @@
 /*  registry_actor.c - the registry's shell: decodes requests, calls the
-    catalog, encodes replies, publishes the catalog's events, and runs the
-    active checks the catalog says are due. See registry_actor.h. */
+    catalog, encodes replies, publishes the catalog's events, runs the
+    active checks the catalog says are due, and replicates with the
+    registries of peer nodes. See registry_actor.h.
+
+    Replication, per peer (all on the actor's one zloop, nothing blocks):
+
+        peer's events --SUB "registry."--> apply if instance.origin == peer
+                                           (its own; never what it holds as
+                                           a replica of someone else)
+        every anti_entropy, or at once after a gap in its events:
+            registry.digest (hash of my replicas of peer) --> DigestReply
+              same:      lease renewed
+              different: reconcile (drop what it no longer owns, renew)
+                         --> registry.fetch (what is missing or older,
+                             at most S_FETCH_MAX ids) --> apply each
+
+    One digest or fetch per peer is in flight at a time; a digest that gets
+    no answer within anti_entropy simply fails, and the lease (the catalog's)
+    runs on. */
 #include "registry_actor.h"
 #include "catalog.h"
 #include "keel_client.h"
 #include "keel_events.h"
 #include "keel_node.h"
 #include "keel_server.h"
+#include "node.pb-c.h"
 #include "prober.h"
 
+#include <ctype.h>
+#include <inttypes.h>
 #include <string.h>
 
 //  A bus-ping check line to one instance.
@@ -18,6 +38,34 @@ typedef struct {
     keel_client_t *client; //  to its endpoint
     int64_t started_us;    //  when the ping went out
 } s_pinger_t;
+
+//  Ids fetched per registry.fetch; the next round fetches the rest.
+#define S_FETCH_MAX 1000
+
+//  Another node's registry.
+typedef struct {
+    struct _self_t *self;   //  owner
+    char *name;             //  its node name: the origin it owns
+    const char *endpoint;   //  its node front door (borrowed from config)
+    const char *events;     //  its node events endpoint, or NULL
+    keel_client_t *client;  //  digests and fetches, to service "registry"
+    keel_subscriber_t *sub; //  its registry events, or NULL
+    bool busy;              //  a digest or fetch is in flight
+} s_peer_t;
+
+//  Replication counters, in keel.stats after the server's.
+typedef struct {
+    uint64_t applied;           //  pushed or fetched changes applied
+    uint64_t ignored;           //  pushed changes not newer than held
+    uint64_t rejected;          //  pushed or fetched entries that failed
+    uint64_t digests_sent;      //  registry.digest requests sent
+    uint64_t digests_same;      //  answered: same
+    uint64_t digests_different; //  answered: different
+    uint64_t digests_failed;    //  no answer, or an error
+    uint64_t fetched;           //  entries received by registry.fetch
+    uint64_t replicas_expired;  //  replicas removed when a lease ran out
+    uint64_t event_gaps;        //  gaps in a peer's events (repaired)
+} s_repl_stats_t;
 
 typedef struct _self_t {
     const char *name;            //  actor name
@@ -31,6 +79,11 @@ typedef struct _self_t {
     int64_t timer_due;           //  when it fires
     uint64_t probe_refused;      //  checks the prober could not take
     bool sweep;                  //  pingers of removed instances to drop
+    const char *node;            //  node name: the origin of what it owns
+    s_peer_t **peers;            //  peer registries; owned
+    size_t n_peers;              //  peers held
+    int64_t anti_entropy_ms;     //  digest round period
+    s_repl_stats_t repl;         //  replication counters
 } self_t;
 
 static void s_rearm (self_t *self);
@@ -43,9 +96,13 @@ s_on_change (const char *type, const Keel__RegistryEvent *event, void *arg)
 {
     self_t *self = (self_t *)arg;
     keel_publisher_publish (self->publisher, type, &event->base);
-    //  Not now: this may run inside a pinger's own reply callback.
-    if (streq (type, "registry.deregistered"))
+    bool removed = streq (type, "registry.deregistered");
+    //  Not now: this may run inside a pinger's own reply callback. An
+    //  instance now owned elsewhere loses its ping line too.
+    if (removed || !streq (event->instance->origin, self->node))
         self->sweep = true;
+    if (removed && streq (event->reason, "origin unreachable"))
+        self->repl.replicas_expired++;
 }
 
 //  Drop the ping lines of instances no longer in the catalog. Called only
@@ -60,7 +117,9 @@ s_sweep (self_t *self)
     for (void *item = zhashx_first (self->pingers); item;
          item = zhashx_next (self->pingers)) {
         const char *id = (const char *)zhashx_cursor (self->pingers);
-        if (!keel_catalog_get (self->catalog, id, keel_now_ms ()))
+        const Keel__Instance *instance =
+            keel_catalog_get (self->catalog, id, keel_now_ms ());
+        if (!instance || !streq (instance->origin, self->node))
             zlistx_add_end (gone, (void *)id);
     }
     for (const char *id = (const char *)zlistx_first (gone); id;
@@ -150,8 +209,18 @@ s_deregister (keel_server_t *server, keel_request_t *req, void *arg)
     if (!r || !*r->id)
         return KEEL_ERR_BAD_REQUEST;
     uint64_t index = 0;
-    if (keel_catalog_deregister (self->catalog, r->id, keel_now_ms (),
-                                 &index) != KEEL_OK) {
+    int rc =
+        keel_catalog_deregister (self->catalog, r->id, keel_now_ms (), &index);
+    if (rc == KEEL_ERR_CONFLICT) {
+        const Keel__Instance *instance =
+            keel_catalog_get (self->catalog, r->id, keel_now_ms ());
+        keel_server_reply_error (server, req, KEEL_ERR_CONFLICT,
+                                 "instance '%s' is owned by node '%s': "
+                                 "deregister it there",
+                                 r->id, instance ? instance->origin : "?");
+        return KEEL_OK;
+    }
+    if (rc != KEEL_OK) {
         keel_server_reply_error (server, req, KEEL_ERR_NOT_FOUND,
                                  "no instance '%s'", r->id);
         return KEEL_OK;
@@ -242,6 +311,7 @@ s_pinged (keel_client_t *client, const keel_reply_t *reply, void *arg)
     s_pinger_t *pinger = (s_pinger_t *)arg;
     self_t *self = pinger->self;
     uint32_t took = (uint32_t)(zclock_usecs () - pinger->started_us);
+    keel_catalog_set_wall_ms (self->catalog, zclock_time ());
     char output[160];
     if (reply->code == KEEL_OK)
         snprintf (output, sizeof output, "pong");
@@ -330,6 +400,7 @@ s_on_probe (zloop_t *loop, zsock_t *sock, void *arg)
     (void)sock;
     self_t *self = (self_t *)arg;
     keel_probe_result_t result = {0};
+    keel_catalog_set_wall_ms (self->catalog, zclock_time ());
     if (keel_prober_recv (self->prober, &result) == 0) {
         keel_catalog_check_result (self->catalog, result.id, result.passed,
                                    result.response_time_us, result.output,
@@ -352,6 +423,7 @@ s_on_timer (zloop_t *loop, int timer_id, void *arg)
     self_t *self = (self_t *)arg;
     self->timer_id = -1;
     s_sweep (self);
+    keel_catalog_set_wall_ms (self->catalog, zclock_time ());
     int64_t now = keel_now_ms ();
     keel_catalog_tick (self->catalog, now);
     s_run_checks (self, now);
@@ -387,17 +459,426 @@ s_on_request (zloop_t *loop, zsock_t *sock, void *arg)
     (void)loop;
     (void)sock;
     self_t *self = (self_t *)arg;
+    keel_catalog_set_wall_ms (self->catalog, zclock_time ());
     int rc = keel_server_dispatch (self->server, 100);
     s_sweep (self);
     return rc == -1 ? -1 : 0;
 }
 
 // ---------------------------------------------------------------------------
+//  Replication: answering peers
+
+static int
+s_digest (keel_server_t *server, keel_request_t *req, void *arg)
+{
+    self_t *self = (self_t *)arg;
+    Keel__DigestRequest *r = (Keel__DigestRequest *)keel_request_payload (
+        req, &keel__digest_request__descriptor);
+    if (!r)
+        return KEEL_ERR_BAD_REQUEST;
+    if (!streq (r->origin, self->node)) {
+        keel_server_reply_error (server, req, KEEL_ERR_INVALID_ARGUMENT,
+                                 "this is the registry of node '%s', not '%s'",
+                                 self->node, r->origin);
+        return KEEL_OK;
+    }
+    Keel__DigestReply reply = KEEL__DIGEST_REPLY__INIT;
+    reply.clock = keel_catalog_clock (self->catalog);
+    if (keel_catalog_digest (self->catalog, self->node) == r->hash) {
+        reply.same = true;
+        keel_server_reply (server, req, &reply.base);
+        return KEEL_OK;
+    }
+    Keel__Instance **list = NULL;
+    size_t count =
+        keel_catalog_list_origin (self->catalog, self->node, 0, &list);
+    Keel__DigestEntry *entries =
+        (Keel__DigestEntry *)calloc (count + 1, sizeof (Keel__DigestEntry));
+    Keel__DigestEntry **pointers =
+        (Keel__DigestEntry **)calloc (count + 1, sizeof (Keel__DigestEntry *));
+    if (!entries || !pointers) {
+        free (entries);
+        free (pointers);
+        return KEEL_ERR_INTERNAL;
+    }
+    for (size_t i = 0; i < count; i++) {
+        keel__digest_entry__init (&entries[i]);
+        entries[i].id = list[i]->id;
+        entries[i].version = list[i]->version;
+        pointers[i] = &entries[i];
+    }
+    reply.n_entries = count;
+    reply.entries = pointers;
+    keel_server_reply (server, req, &reply.base);
+    free (entries);
+    free (pointers);
+    return KEEL_OK;
+}
+
+static int
+s_fetch (keel_server_t *server, keel_request_t *req, void *arg)
+{
+    self_t *self = (self_t *)arg;
+    Keel__FetchRequest *r = (Keel__FetchRequest *)keel_request_payload (
+        req, &keel__fetch_request__descriptor);
+    if (!r || r->n_ids > S_FETCH_MAX)
+        return KEEL_ERR_BAD_REQUEST;
+    Keel__Instance **list =
+        (Keel__Instance **)calloc (r->n_ids + 1, sizeof (Keel__Instance *));
+    if (!list)
+        return KEEL_ERR_INTERNAL;
+    size_t count = 0;
+    int64_t now = keel_now_ms ();
+    for (size_t i = 0; i < r->n_ids; i++) {
+        const Keel__Instance *instance =
+            keel_catalog_get (self->catalog, r->ids[i], now);
+        if (instance && streq (instance->origin, self->node))
+            list[count++] = (Keel__Instance *)instance;
+    }
+    s_reply_list (server, req, self, list, count, false);
+    free (list);
+    return KEEL_OK;
+}
+
+//  keel.stats: the server's counters, then the registry's own.
+static int
+s_stats (keel_server_t *server, keel_request_t *req, void *arg)
+{
+    self_t *self = (self_t *)arg;
+    const keel_server_stats_t *s = keel_server_stats (server);
+    const s_repl_stats_t *r = &self->repl;
+    struct {
+        const char *name;
+        uint64_t value;
+    } rows[] = {
+        {"received", s->received},
+        {"requests", s->requests},
+        {"oneway", s->oneway},
+        {"replies", s->replies},
+        {"errors", s->errors},
+        {"malformed", s->malformed},
+        {"too_large", s->too_large},
+        {"unknown_type", s->unknown_type},
+        {"unknown_service", s->unknown_service},
+        {"wrong_kind", s->wrong_kind},
+        {"forwarded", s->forwarded},
+        {"send_failed", s->send_failed},
+        {"instances", keel_catalog_size (self->catalog)},
+        {"replicas", keel_catalog_replicas (self->catalog)},
+        {"probe_refused", self->probe_refused},
+        {"replication_applied", r->applied},
+        {"replication_ignored", r->ignored},
+        {"replication_rejected", r->rejected},
+        {"replication_event_gaps", r->event_gaps},
+        {"digests_sent", r->digests_sent},
+        {"digests_same", r->digests_same},
+        {"digests_different", r->digests_different},
+        {"digests_failed", r->digests_failed},
+        {"fetched", r->fetched},
+        {"replicas_expired", r->replicas_expired},
+    };
+    enum { N = sizeof rows / sizeof rows[0] };
+    Keel__Counter counters[N];
+    Keel__Counter *pointers[N];
+    for (size_t i = 0; i < N; i++) {
+        keel__counter__init (&counters[i]);
+        counters[i].name = (char *)rows[i].name;
+        counters[i].value = rows[i].value;
+        pointers[i] = &counters[i];
+    }
+    Keel__Stats stats = KEEL__STATS__INIT;
+    stats.name = (char *)keel_server_name (server);
+    stats.n_counters = N;
+    stats.counters = pointers;
+    keel_server_reply (server, req, &stats.base);
+    return KEEL_OK;
+}
+
+// ---------------------------------------------------------------------------
+//  Replication: asking peers
+
+//  Apply one entry from `peer`: only what the peer itself owns.
+static void
+s_apply (self_t *self, s_peer_t *peer, const char *type,
+         const Keel__RegistryEvent *event, const Keel__Instance *instance)
+{
+    if (!instance || !streq (instance->origin, peer->name)) {
+        if (instance && !*instance->origin)
+            self->repl.rejected++; //  from a registry that has no name
+        return;
+    }
+    int64_t now = keel_now_ms ();
+    if (type && streq (type, "registry.deregistered")) {
+        if (keel_catalog_apply_removal (self->catalog, instance, event->reason,
+                                        now) == KEEL_OK)
+            self->repl.applied++;
+        else
+            self->repl.ignored++;
+        keel_catalog_renew (self->catalog, peer->name, now);
+        return;
+    }
+    bool applied = false;
+    if (keel_catalog_apply (self->catalog, instance, now, &applied, NULL) !=
+        KEEL_OK)
+        self->repl.rejected++;
+    else if (applied)
+        self->repl.applied++;
+    else
+        self->repl.ignored++;
+}
+
+static void s_ask_digest (self_t *self, s_peer_t *peer);
+
+static void
+s_on_fetched (keel_client_t *client, const keel_reply_t *reply, void *arg)
+{
+    (void)client;
+    s_peer_t *peer = (s_peer_t *)arg;
+    self_t *self = peer->self;
+    peer->busy = false;
+    if (reply->code != KEEL_OK)
+        return;
+    Keel__InstanceList *list =
+        keel__instance_list__unpack (NULL, reply->size, reply->data);
+    if (!list)
+        return;
+    keel_catalog_set_wall_ms (self->catalog, zclock_time ());
+    for (size_t i = 0; i < list->n_instances; i++) {
+        self->repl.fetched++;
+        s_apply (self, peer, NULL, NULL, list->instances[i]);
+    }
+    keel__instance_list__free_unpacked (list, NULL);
+    s_rearm (self);
+}
+
+static void
+s_on_digest (keel_client_t *client, const keel_reply_t *reply, void *arg)
+{
+    s_peer_t *peer = (s_peer_t *)arg;
+    self_t *self = peer->self;
+    peer->busy = false;
+    Keel__DigestReply *digest =
+        reply->code == KEEL_OK
+            ? keel__digest_reply__unpack (NULL, reply->size, reply->data)
+            : NULL;
+    if (!digest) {
+        self->repl.digests_failed++;
+        return;
+    }
+    int64_t now = keel_now_ms ();
+    keel_catalog_set_wall_ms (self->catalog, zclock_time ());
+    if (digest->same) {
+        self->repl.digests_same++;
+        keel_catalog_renew (self->catalog, peer->name, now);
+    } else {
+        self->repl.digests_different++;
+        const char **need = (const char **)calloc (digest->n_entries + 1,
+                                                   sizeof (const char *));
+        size_t count = need ? keel_catalog_reconcile (
+                                  self->catalog, peer->name, digest->entries,
+                                  digest->n_entries, digest->clock, now, need)
+                            : 0;
+        if (count > S_FETCH_MAX)
+            count = S_FETCH_MAX;
+        if (count > 0) {
+            Keel__FetchRequest fetch = KEEL__FETCH_REQUEST__INIT;
+            fetch.n_ids = count;
+            fetch.ids = (char **)need;
+            keel_call_opts_t opts = {.timeout_ms =
+                                         (uint32_t)self->anti_entropy_ms * 2,
+                                     .retries = KEEL_NO_RETRY,
+                                     .idempotent = true};
+            if (keel_client_request (client, "registry.fetch", &fetch.base,
+                                     &opts, s_on_fetched, peer))
+                peer->busy = true;
+        }
+        free (need);
+    }
+    keel__digest_reply__free_unpacked (digest, NULL);
+    s_rearm (self);
+}
+
+static void
+s_ask_digest (self_t *self, s_peer_t *peer)
+{
+    if (peer->busy)
+        return;
+    Keel__DigestRequest req = KEEL__DIGEST_REQUEST__INIT;
+    req.origin = peer->name;
+    req.hash = keel_catalog_digest (self->catalog, peer->name);
+    keel_call_opts_t opts = {.timeout_ms = (uint32_t)self->anti_entropy_ms,
+                             .retries = KEEL_NO_RETRY,
+                             .idempotent = true};
+    self->repl.digests_sent++;
+    if (keel_client_request (peer->client, "registry.digest", &req.base, &opts,
+                             s_on_digest, peer))
+        peer->busy = true;
+    else
+        self->repl.digests_failed++;
+}
+
+static int
+s_on_anti_entropy (zloop_t *loop, int timer_id, void *arg)
+{
+    (void)loop;
+    (void)timer_id;
+    self_t *self = (self_t *)arg;
+    s_sweep (self);
+    for (size_t i = 0; i < self->n_peers; i++)
+        s_ask_digest (self, self->peers[i]);
+    return 0;
+}
+
+static int
+s_on_peer_events (zloop_t *loop, zsock_t *sock, void *arg)
+{
+    (void)loop;
+    (void)sock;
+    s_peer_t *peer = (s_peer_t *)arg;
+    self_t *self = peer->self;
+    keel_catalog_set_wall_ms (self->catalog, zclock_time ());
+    bool repair = false;
+    for (int n = 0; n < 100; n++) {
+        const keel_event_t *event = keel_subscriber_recv (peer->sub, 0);
+        if (!event)
+            break;
+        if (event->gap || event->reset) {
+            self->repl.event_gaps++;
+            repair = true;
+        }
+        const Keel__Envelope *env = event->envelope;
+        Keel__RegistryEvent *change = keel__registry_event__unpack (
+            NULL, env->payload.len, env->payload.data);
+        if (!change) {
+            self->repl.rejected++;
+            continue;
+        }
+        s_apply (self, peer, env->type, change, change->instance);
+        keel__registry_event__free_unpacked (change, NULL);
+    }
+    if (repair) //  missed events: repair now rather than next round
+        s_ask_digest (self, peer);
+    s_sweep (self);
+    s_rearm (self);
+    return 0;
+}
+
+static void
+s_peer_destroy (s_peer_t **peer_p)
+{
+    s_peer_t *peer = *peer_p;
+    if (peer) {
+        keel_client_destroy (&peer->client);
+        keel_subscriber_destroy (&peer->sub);
+        free (peer->name);
+        free (peer);
+        *peer_p = NULL;
+    }
+}
+
+//  Connect to every configured peer. Returns NULL or the reason not.
+static const char *
+s_peers_start (self_t *self, size_t max_msg_size)
+{
+    for (size_t i = 0; i < self->n_peers; i++) {
+        s_peer_t *peer = self->peers[i];
+        peer->self = self;
+        peer->client = keel_client_new (self->name, peer->endpoint, "registry");
+        if (!peer->client)
+            return "cannot open a client to a peer";
+        keel_client_set_max_msg_size (peer->client, max_msg_size);
+        if (keel_client_attach (peer->client, self->loop) == -1)
+            return "out of memory";
+        if (peer->events) {
+            peer->sub = keel_subscriber_new ();
+            if (!peer->sub)
+                return "out of memory";
+            keel_subscriber_set_max_msg_size (peer->sub, max_msg_size);
+            if (keel_subscriber_connect (peer->sub, peer->events) == -1)
+                return "cannot connect to a peer's events";
+            keel_subscriber_subscribe (peer->sub, "registry.");
+            zloop_reader (self->loop, keel_subscriber_sock (peer->sub),
+                          s_on_peer_events, peer);
+        }
+    }
+    if (self->n_peers > 0 &&
+        zloop_timer (self->loop, (size_t)self->anti_entropy_ms, 0,
+                     s_on_anti_entropy, self) == -1)
+        return "out of memory";
+    return NULL;
+}
+
+// ---------------------------------------------------------------------------
+
+//  A node name as config gives it: [A-Za-z0-9._-], 1..200 characters.
+static bool
+s_node_name_valid (const char *name)
+{
+    size_t len = strlen (name);
+    if (len == 0 || len > 200)
+        return false;
+    for (const char *c = name; *c; c++)
+        if (!isalnum ((unsigned char)*c) && *c != '.' && *c != '_' && *c != '-')
+            return false;
+    return true;
+}
+
+//  One `peer` section into self->peers. Returns 0 or -1 (config error set).
+static int
+s_configure_peer (keel_config_t *config, zconfig_t *section, self_t *self)
+{
+    static const char *keys[] = {"name", "endpoint", "events", NULL};
+    zconfig_t *previous = keel_config_scope (config, section);
+    const char *name = NULL, *endpoint = NULL, *events = NULL;
+    int rc = 0;
+    if (keel_config_check_keys (config, "", keys) == -1 ||
+        keel_config_string (config, "name", NULL, &name) == -1 ||
+        keel_config_endpoint (config, "endpoint", NULL, &endpoint) == -1 ||
+        keel_config_endpoint (config, "events", NULL, &events) == -1)
+        rc = -1;
+    else if (!name || !endpoint)
+        rc = keel_config_fail_node (config, section,
+                                    "a peer needs a name and an endpoint");
+    else if (!s_node_name_valid (name))
+        rc = keel_config_fail_node (config, section,
+                                    "peer name '%s' is not a node name "
+                                    "([A-Za-z0-9._-])",
+                                    name);
+    else if (streq (name, self->node))
+        rc = keel_config_fail_node (config, section, "peer '%s' is this node",
+                                    name);
+    for (size_t i = 0; rc == 0 && i < self->n_peers; i++)
+        if (streq (self->peers[i]->name, name))
+            rc = keel_config_fail_node (config, section,
+                                        "peer '%s' is listed twice", name);
+    keel_config_scope (config, previous);
+    if (rc == -1)
+        return -1;
+    s_peer_t *peer = (s_peer_t *)calloc (1, sizeof (s_peer_t));
+    s_peer_t **peers = (s_peer_t **)realloc (
+        self->peers, (self->n_peers + 1) * sizeof (s_peer_t *));
+    if (peers)
+        self->peers = peers;
+    if (!peer || !peers || !(peer->name = strdup (name))) {
+        free (peer);
+        return keel_config_fail_node (config, section, "out of memory");
+    }
+    peer->endpoint = endpoint;
+    peer->events = events;
+    self->peers[self->n_peers++] = peer;
+    return 0;
+}
 
 static const char *
-s_configure (keel_actor_args_t *args, keel_catalog_limits_t *limits)
+s_configure (keel_actor_args_t *args, keel_catalog_limits_t *limits,
+             self_t *self)
 {
-    static const char *keys[] = {"bind", "protect_threshold", "max_instances",
+    static const char *keys[] = {"bind",
+                                 "protect_threshold",
+                                 "max_instances",
+                                 "anti_entropy",
+                                 "replica_lease",
+                                 "peer",
                                  NULL};
     keel_config_t *config = args->config;
     char *path = zsys_sprintf ("%s/protect_threshold", args->name);
@@ -422,6 +903,36 @@ s_configure (keel_actor_args_t *args, keel_catalog_limits_t *limits)
     limits->max_instances = (size_t)max_instances;
     zstr_free (&path);
     zstr_free (&max_path);
+    if (error)
+        return error;
+
+    //  Replication
+    char *ae_path = zsys_sprintf ("%s/anti_entropy", args->name);
+    char *lease_path = zsys_sprintf ("%s/replica_lease", args->name);
+    int64_t anti_entropy = 0, lease = 0;
+    if (keel_config_duration_ms (config, ae_path, 500, &anti_entropy) == -1 ||
+        keel_config_duration_ms (config, lease_path, 3000, &lease) == -1)
+        error = keel_config_error (config);
+    else if (anti_entropy < 10 || anti_entropy > 3600000) {
+        keel_config_fail (config, ae_path, "expected 10ms..1h");
+        error = keel_config_error (config);
+    } else if (lease < 2 * anti_entropy || lease > 86400000) {
+        keel_config_fail (config, lease_path,
+                          "expected at least twice anti_entropy (%" PRId64
+                          "ms), at most 24h",
+                          anti_entropy);
+        error = keel_config_error (config);
+    }
+    self->anti_entropy_ms = anti_entropy;
+    limits->replica_lease_ms = lease;
+    zstr_free (&ae_path);
+    zstr_free (&lease_path);
+    zconfig_t *section = zconfig_locate (keel_config_root (config), args->name);
+    for (zconfig_t *c = section ? zconfig_child (section) : NULL; c && !error;
+         c = zconfig_next (c))
+        if (streq (zconfig_name (c), "peer") &&
+            s_configure_peer (config, c, self) == -1)
+            error = keel_config_error (config);
     return error;
 }
 
@@ -431,9 +942,10 @@ keel_registry_actor (zsock_t *pipe, void *args)
     keel_actor_args_t *actor = (keel_actor_args_t *)args;
     self_t self = {0};
     self.name = actor->name;
+    self.node = actor->node;
     self.timer_id = -1;
     keel_catalog_limits_t limits = {0};
-    const char *error = s_configure (actor, &limits);
+    const char *error = s_configure (actor, &limits, &self);
     if (!error) {
         self.server = keel_server_new (actor->name);
         self.publisher = keel_publisher_new (actor->name);
@@ -444,6 +956,8 @@ keel_registry_actor (zsock_t *pipe, void *args)
         if (!self.server || !self.publisher || !self.catalog || !self.prober ||
             !self.pingers || !self.loop)
             error = "out of memory";
+        else if (keel_catalog_set_origin (self.catalog, self.node) == -1)
+            error = "the node name cannot name an origin";
     }
     if (!error) {
         if (keel_actor_bind (actor, self.server, self.publisher) == -1)
@@ -460,17 +974,24 @@ keel_registry_actor (zsock_t *pipe, void *args)
         keel_server_on (self.server, "registry.list", s_list, &self);
         keel_server_on (self.server, "registry.discover", s_discover, &self);
         keel_server_on (self.server, "registry.snapshot", s_snapshot, &self);
+        keel_server_on (self.server, "registry.digest", s_digest, &self);
+        keel_server_on (self.server, "registry.fetch", s_fetch, &self);
+        keel_server_on (self.server, "keel.stats", s_stats, &self);
         zloop_reader (self.loop, keel_server_sock (self.server), s_on_request,
                       &self);
         zloop_reader (self.loop, keel_prober_sock (self.prober), s_on_probe,
                       &self);
         zloop_reader (self.loop, pipe, keel_actor_on_pipe, NULL);
         zloop_set_nonstop (self.loop, true);
+        error = s_peers_start (&self, actor->max_msg_size);
     }
     keel_actor_ready (pipe, error);
     if (!error)
         zloop_start (self.loop);
     zhashx_destroy (&self.pingers); //  clients first: they sit on the loop
+    for (size_t i = 0; i < self.n_peers; i++)
+        s_peer_destroy (&self.peers[i]);
+    free (self.peers);
     zloop_destroy (&self.loop);
     keel_prober_destroy (&self.prober);
     keel_catalog_destroy (&self.catalog);

@@ -9,6 +9,11 @@
         registry.list        ListRequest       -> InstanceList
         registry.discover    DiscoverRequest   -> InstanceList
         registry.snapshot    (empty)           -> InstanceList (all, index)
+        registry.digest      DigestRequest     -> DigestReply (replication)
+        registry.fetch       FetchRequest      -> InstanceList (replication)
+        keel.stats           (empty)           -> Stats: the server's
+                                                  counters, then the
+                                                  registry's own
     Events (payload RegistryEvent; envelope.sequence == event index):
         registry.registered, registry.updated, registry.deregistered,
         registry.health
@@ -22,6 +27,18 @@
             protect_threshold = 0.5   healthy fraction below which discovery
                                       returns every instance (default off)
             max_instances = 1000000
+            anti_entropy = 500ms      digest round period per peer
+            replica_lease = 3s        replicas not confirmed this long are
+                                      removed (>= 2 x anti_entropy)
+            peer                      repeated: another node's registry
+                name = b              that node's name (the origin it owns)
+                endpoint = tcp://...  its node front door
+                events = tcp://...    its node events endpoint (optional)
+
+    Replication (see README, "Replication"): what is registered here is
+    owned here (origin = this node's name); peers' instances are held as
+    replicas, pushed from their events and repaired by digests; a peer not
+    heard from for replica_lease loses its replicas here.
 */
 #ifndef KEEL_REGISTRY_ACTOR_H_INCLUDED
 #define KEEL_REGISTRY_ACTOR_H_INCLUDED

@@ -603,8 +603,9 @@ s_batch_done (self_t *self, const char *error)
             free (w->error);
         }
         if (merged) {
-            memcpy (merged + kept, self->work,
-                    self->n_work * sizeof (s_work_t));
+            if (self->n_work) //  memcpy from NULL is undefined
+                memcpy (merged + kept, self->work,
+                        self->n_work * sizeof (s_work_t));
             free (self->work);
             self->work = merged;
             self->n_work = self->cap_work = kept + self->n_work;
@@ -794,6 +795,12 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
     }
     if (self->log_error && zlistx_size (self->dirty))
         s_schedule_flush (self);
+    else if (self->log_error && !self->writing && self->n_work == 0)
+        //  Nothing is left to write again, so no write would ever clear the
+        //  error and starts would be refused for good: let the next start
+        //  try the log (if it still fails, that start is answered
+        //  UNAVAILABLE with the log's error).
+        zstr_free (&self->log_error);
     return 0;
 }
 
