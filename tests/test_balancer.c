@@ -38,8 +38,8 @@ s_verify (keel_balancer_t *lb)
 static int
 s_put (keel_balancer_t *lb, const char *id, uint32_t weight, int port)
 {
-    char endpoint[128];
-    snprintf (endpoint, sizeof endpoint, "tcp://%s:%d", id, port);
+    char endpoint[512];
+    snprintf (endpoint, sizeof endpoint, "tcp://%.400s:%d", id, port);
     keel_upstream_spec_t spec = {id, endpoint, weight, NULL, 0};
     return keel_balancer_upsert (lb, &spec);
 }
