@@ -44,10 +44,11 @@ s_print_instance_row (const Keel__Instance *instance, int id_w, int ep_w)
                   instance->tags[i]);
     }
     const Keel__Health *health = instance->health;
-    printf ("%-*s %-14s %-*s %-9s %-16s %s\n", id_w, instance->id,
+    printf ("%-*s %-14s %-*s %-9s %-8s %-16s %s\n", id_w, instance->id,
             instance->service, ep_w, instance->endpoint,
-            s_status_name (health ? health->status : 0), tags,
-            health && health->output ? health->output : "");
+            s_status_name (health ? health->status : 0),
+            instance->origin && *instance->origin ? instance->origin : "-",
+            tags, health && health->output ? health->output : "");
 }
 
 //  Parse "--opt VALUE" at argv[*i]; returns the value or NULL (usage).
@@ -333,8 +334,9 @@ s_list (cli_t *cli, int argc, char **argv)
                 id_w = id > id_w ? id : id_w;
                 ep_w = ep > ep_w ? ep : ep_w;
             }
-            printf ("%-*s %-14s %-*s %-9s %-16s %s\n", id_w, "ID", "SERVICE",
-                    ep_w, "ENDPOINT", "STATUS", "TAGS", "OUTPUT");
+            printf ("%-*s %-14s %-*s %-9s %-8s %-16s %s\n", id_w, "ID",
+                    "SERVICE", ep_w, "ENDPOINT", "STATUS", "ORIGIN", "TAGS",
+                    "OUTPUT");
             for (size_t i = 0; i < list->n_instances; i++)
                 s_print_instance_row (list->instances[i], id_w, ep_w);
             printf ("(%zu instance%s, index %" PRIu64 "%s)\n",
