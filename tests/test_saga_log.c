@@ -651,6 +651,24 @@ START_TEST (test_compact)
     ck_assert_int_eq (keel_saga_log_compact (log, day + 101), 1);
     ck_assert_int_eq (keel_saga_log_compact (log, day + 201), 1);
     keel_saga_log_close (&log);
+
+    //  A chunk at a time: a full chunk, then the rest, then nothing.
+    config.retention_ms = 10;
+    log = s_open (":memory:", &config);
+    ck_assert_int_eq (keel_saga_log_begin (log), 0);
+    int total = KEEL_SAGA_LOG_CHUNK + 7;
+    for (int i = 0; i < total; i++) {
+        char id[32];
+        snprintf (id, sizeof id, "s-%05d", i);
+        ck_assert_int_eq (s_put (log, id, COMPLETED, 10, 100, ""), 0);
+    }
+    ck_assert_int_eq (keel_saga_log_commit (log), 0);
+    ck_assert_int_eq (keel_saga_log_compact_chunk (log, 1000),
+                      KEEL_SAGA_LOG_CHUNK);
+    ck_assert_int_eq (keel_saga_log_compact_chunk (log, 1000), 7);
+    ck_assert_int_eq (keel_saga_log_compact_chunk (log, 1000), 0);
+    ck_assert_uint_eq (keel_saga_log_stats (log).compacted, (uint64_t)total);
+    keel_saga_log_close (&log);
 }
 END_TEST
 

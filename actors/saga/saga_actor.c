@@ -515,7 +515,17 @@ s_writer_actor (zsock_t *pipe, void *args)
     keel_saga_log_t *log = keel_saga_log_open (a->path, &a->config, &error);
     zsock_signal (pipe, log ? 0 : 1);
     free (error);
+    //  Compaction goes a chunk at a time, between batches: a batch waiting
+    //  is written first, so deleting old sagas never holds up new ones for
+    //  more than one chunk's transaction.
+    bool compacting = false;
+    int64_t compact_now = 0;
     while (log) {
+        if (compacting && !(zsock_events (pipe) & ZMQ_POLLIN)) {
+            compacting = keel_saga_log_compact_chunk (log, compact_now) ==
+                         KEEL_SAGA_LOG_CHUNK;
+            continue;
+        }
         zmsg_t *msg = zmsg_recv (pipe);
         if (!msg)
             break;
@@ -529,7 +539,8 @@ s_writer_actor (zsock_t *pipe, void *args)
             //  Every write goes through this connection: no two writers
             //  wait on each other's lock.
             char *now = zmsg_popstr (msg);
-            keel_saga_log_compact (log, now ? atoll (now) : 0);
+            compacting = true;
+            compact_now = now ? atoll (now) : 0;
             zstr_free (&now);
             zstr_free (&command);
             zmsg_destroy (&msg);
@@ -1443,7 +1454,8 @@ s_self_init (self_t *self)
     zloop_reader (self->loop, keel_server_sock (self->server),
                   keel_server_reader, self->server);
     zloop_timer (self->loop, 10, 0, s_on_tick, self);
-    zloop_timer (self->loop, 60000, 0, s_on_compact, self);
+    //  Often, so each round has little to delete.
+    zloop_timer (self->loop, 5000, 0, s_on_compact, self);
     zloop_set_nonstop (self->loop, true);
     return NULL;
 #undef S_PATH

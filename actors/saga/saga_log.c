@@ -89,7 +89,7 @@
 //  write lock (which another connection, the coordinator's log writer,
 //  may be waiting for) briefly, and the WAL does not grow by a day of
 //  sagas at once.
-#define S_COMPACT_CHUNK 4096
+#define S_COMPACT_CHUNK KEEL_SAGA_LOG_CHUNK
 
 //  A WAL larger than this is truncated back to it after a checkpoint.
 #define S_WAL_SIZE_LIMIT (64 * 1024 * 1024)
@@ -969,8 +969,8 @@ keel_saga_log_each_definition (keel_saga_log_t *self, keel_saga_def_fn *fn,
 // ---------------------------------------------------------------------------
 //  Compaction, counters, tests
 
-int
-keel_saga_log_compact (keel_saga_log_t *self, int64_t now_ms)
+static int
+s_compact (keel_saga_log_t *self, int64_t now_ms, bool one_chunk)
 {
     assert (self);
     if (self->in_batch) {
@@ -1001,8 +1001,21 @@ keel_saga_log_compact (keel_saga_log_t *self, int64_t now_ms)
         chunk = sqlite3_changes (self->db);
         deleted += chunk;
         self->stats.compacted += (uint64_t)chunk;
-    } while (chunk == S_COMPACT_CHUNK && deleted <= INT_MAX - S_COMPACT_CHUNK);
+    } while (!one_chunk && chunk == S_COMPACT_CHUNK &&
+             deleted <= INT_MAX - S_COMPACT_CHUNK);
     return deleted;
+}
+
+int
+keel_saga_log_compact (keel_saga_log_t *self, int64_t now_ms)
+{
+    return s_compact (self, now_ms, false);
+}
+
+int
+keel_saga_log_compact_chunk (keel_saga_log_t *self, int64_t now_ms)
+{
+    return s_compact (self, now_ms, true);
 }
 
 keel_saga_log_stats_t

@@ -125,6 +125,13 @@ int keel_saga_log_list (keel_saga_log_t *self, int state, size_t limit,
 //  now_ms - retention. Returns how many, or -1.
 int keel_saga_log_compact (keel_saga_log_t *self, int64_t now_ms);
 
+//  As keel_saga_log_compact, but one chunk (at most KEEL_SAGA_LOG_CHUNK
+//  sagas, one transaction) only, so a writer can interleave its batches
+//  between chunks. Returns how many were deleted (KEEL_SAGA_LOG_CHUNK: there
+//  may be more), or -1.
+#define KEEL_SAGA_LOG_CHUNK 4096
+int keel_saga_log_compact_chunk (keel_saga_log_t *self, int64_t now_ms);
+
 //  Counters.
 keel_saga_log_stats_t keel_saga_log_stats (keel_saga_log_t *self);
 
