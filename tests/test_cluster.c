@@ -307,23 +307,28 @@ s_cluster_start (s_cluster_t *cl, bool netns)
     const char *names[] = {"a", "b", "c"};
     for (int i = 0; i < NODES; i++) {
         s_node_t *node = &cl->node[i];
-        snprintf (node->name, sizeof node->name, "%s", names[i]);
+        //  Formatted in locals first: one struct as both source and
+        //  destination of snprintf upsets -Wrestrict.
+        char ip[32], bus[64], events[64], conf[160], log[160];
         if (netns) {
-            snprintf (node->ip, sizeof node->ip, "10.%d.0.%d", s_subnet, i + 1);
-            snprintf (node->bus, sizeof node->bus, "tcp://%s:7700", node->ip);
-            snprintf (node->events, sizeof node->events, "tcp://%s:7701",
-                      node->ip);
+            snprintf (ip, sizeof ip, "10.%d.0.%d", s_subnet, i + 1);
+            snprintf (bus, sizeof bus, "tcp://%s:7700", ip);
+            snprintf (events, sizeof events, "tcp://%s:7701", ip);
         } else {
-            snprintf (node->ip, sizeof node->ip, "127.0.0.1");
-            snprintf (node->bus, sizeof node->bus, "tcp://127.0.0.1:%d",
+            snprintf (ip, sizeof ip, "127.0.0.1");
+            snprintf (bus, sizeof bus, "tcp://127.0.0.1:%d",
                       testutil_free_port ());
-            snprintf (node->events, sizeof node->events, "tcp://127.0.0.1:%d",
+            snprintf (events, sizeof events, "tcp://127.0.0.1:%d",
                       testutil_free_port ());
         }
-        snprintf (node->conf, sizeof node->conf, "%s/%s.conf", cl->dir,
-                  node->name);
-        snprintf (node->log, sizeof node->log, "%s/%s.log", cl->dir,
-                  node->name);
+        snprintf (conf, sizeof conf, "%s/%s.conf", cl->dir, names[i]);
+        snprintf (log, sizeof log, "%s/%s.log", cl->dir, names[i]);
+        snprintf (node->name, sizeof node->name, "%s", names[i]);
+        memcpy (node->ip, ip, sizeof ip);
+        memcpy (node->bus, bus, sizeof bus);
+        memcpy (node->events, events, sizeof events);
+        memcpy (node->conf, conf, sizeof conf);
+        memcpy (node->log, log, sizeof log);
     }
     for (int i = 0; i < NODES; i++)
         s_write_config (cl, i);
