@@ -10,6 +10,7 @@
     timeout, the end of its backoff wait, or its deadline.
 */
 #include "keel_client.h"
+#include "keel_security.h"
 #include "keel_directory.h"
 
 #include <errno.h>
@@ -193,7 +194,7 @@ s_socket_open (keel_client_t *self)
     if (!self->sock)
         return -1;
     keel_codec_socket_setup (self->sock, self->max_msg_size);
-    if (zsock_connect (self->sock, "%s", self->endpoint) == -1) {
+    if (keel_security_connect (self->sock, self->endpoint) == -1) {
         zsock_destroy (&self->sock);
         return -1;
     }

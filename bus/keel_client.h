@@ -83,7 +83,9 @@ typedef struct {
 //  Create a client that sends as `sender` to the server at `endpoint`,
 //  addressing requests to `service` (envelope.service; NULL or "" = the
 //  server itself). Connects at once; the server need not be up yet. Caller
-//  owns it. Returns NULL on an invalid endpoint or out of memory.
+//  owns it. A tcp endpoint may carry the server's CURVE key
+//  (";curve=KEY", keel_security.h). Returns NULL on an invalid endpoint,
+//  one the security context refuses (logged), or out of memory.
 keel_client_t *keel_client_new (const char *sender, const char *endpoint,
                                 const char *service);
 

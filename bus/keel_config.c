@@ -26,6 +26,7 @@
     same on every CZMQ it builds with).
 */
 #include "keel_config.h"
+#include "keel_security.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -613,7 +614,7 @@ keel_config_string (keel_config_t *self, const char *path,
 {
     assert (value_p);
     zconfig_t *node = NULL;
-    const char *value;
+    const char *value = NULL;
     int rc = s_scalar (self, path, &node, &value);
     if (rc < 0)
         return -1;
@@ -995,6 +996,14 @@ keel_endpoint_valid (const char *endpoint)
     for (const unsigned char *c = (const unsigned char *)endpoint; *c; c++)
         if (*c <= ' ' || *c == 0x7f)
             return false;
+    if (strchr (endpoint, ';')) {
+        //  tcp://HOST:PORT;curve=KEY: the server's CURVE key (keel_security.h)
+        char transport[300];
+        return keel_endpoint_key (endpoint, NULL) == 1 &&
+               keel_endpoint_transport (endpoint, transport,
+                                        sizeof transport) == 0 &&
+               keel_endpoint_valid (transport);
+    }
     if (strncmp (endpoint, "inproc://", 9) == 0) {
         size_t length = strlen (endpoint + 9);
         return length >= 1 && length <= 200;

@@ -138,6 +138,8 @@ int keel_config_check_keys (keel_config_t *self, const char *path,
 //                      most 253 characters), a dotted IPv4 address, an IPv6
 //                      address in brackets (optionally with a %zone), or *;
 //                      PORT 1..65535, or * or 0 to bind any port.
+//  A tcp endpoint may end with its server's CURVE key, ";curve=KEY" (40
+//  Z85 characters; see keel_security.h); no other endpoint may.
 //  No endpoint may contain spaces or control characters. Other transports
 //  and libzmq's "source;address" form are not accepted. NULL is not valid.
 bool keel_endpoint_valid (const char *endpoint);

@@ -7,6 +7,7 @@
                         events   "tcp://10.0.0.3:7701" }
 */
 #include "keel_directory.h"
+#include "keel_security.h"
 
 //  One name's endpoints
 typedef struct {
@@ -181,17 +182,45 @@ s_endpoint_node (keel_config_t *config, zconfig_t *node)
     return value;
 }
 
-//  Read one entry: `name = ENDPOINT`, or a section with `endpoint` and
-//  `events`. Returns 0 and sets the endpoints (borrowed from the config),
-//  or -1 with the config's error set.
+//  Read a `key` node: a Z85 public key, or the file of a public
+//  certificate. Copies the key into `key` (41 bytes). Returns 0, or -1 with
+//  the config's error set.
+static int
+s_key_node (keel_config_t *config, zconfig_t *node, char *key)
+{
+    const char *value = zconfig_value (node) ? zconfig_value (node) : "";
+    if (zconfig_child (node))
+        return keel_config_fail_node (config, node,
+                                      "expected a key, found a section");
+    if (keel_curve_key_valid (value)) {
+        snprintf (key, KEEL_CURVE_KEY_LEN + 1, "%s", value);
+        return 0;
+    }
+    zcert_t *cert = *value ? zcert_load (value) : NULL;
+    if (!cert)
+        return keel_config_fail_node (
+            config, node,
+            "'%s' is neither a CURVE public key (40 Z85 characters) nor a "
+            "readable certificate file",
+            value);
+    snprintf (key, KEEL_CURVE_KEY_LEN + 1, "%s", zcert_public_txt (cert));
+    zcert_destroy (&cert);
+    return 0;
+}
+
+//  Read one entry: `name = ENDPOINT`, or a section with `endpoint`,
+//  `events` and `key`. Returns 0 and sets the endpoints (borrowed from the
+//  config) and *key (40 characters, or "" when none), or -1 with the
+//  config's error set.
 static int
 s_load_entry (keel_config_t *config, zconfig_t *item, const char **endpoint_p,
-              const char **events_p)
+              const char **events_p, char *key)
 {
     const char *value = zconfig_value (item) ? zconfig_value (item) : "";
     zconfig_t *child = zconfig_child (item);
     *endpoint_p = NULL;
     *events_p = NULL;
+    *key = 0;
     if (!child) {
         if (!*value)
             return keel_config_fail_node (
@@ -205,17 +234,18 @@ s_load_entry (keel_config_t *config, zconfig_t *item, const char **endpoint_p,
         return keel_config_fail_node (
             config, item,
             "has both a value and a section (give one or the other)");
-    zconfig_t *endpoint = NULL, *events = NULL;
+    zconfig_t *endpoint = NULL, *events = NULL, *key_node = NULL;
     for (; child; child = zconfig_next (child)) {
         const char *name = zconfig_name (child) ? zconfig_name (child) : "";
         zconfig_t **slot = streq (name, "endpoint") ? &endpoint
                            : streq (name, "events") ? &events
+                           : streq (name, "key")    ? &key_node
                                                     : NULL;
         if (!slot)
             return keel_config_fail_node (
                 config, child,
                 "unknown key (expected one of: endpoint, "
-                "events)");
+                "events, key)");
         if (*slot)
             return keel_config_fail_node (
                 config, child, "given twice (first at line %d)",
@@ -231,6 +261,19 @@ s_load_entry (keel_config_t *config, zconfig_t *item, const char **endpoint_p,
         *events_p = s_endpoint_node (config, events);
         if (!*events_p)
             return -1;
+    }
+    if (key_node) {
+        if (s_key_node (config, key_node, key) == -1)
+            return -1;
+        //  An endpoint that names a key itself must name this one.
+        char named[KEEL_CURVE_KEY_LEN + 1];
+        zconfig_t *nodes[] = {endpoint, events};
+        for (int i = 0; i < 2; i++)
+            if (nodes[i] &&
+                keel_endpoint_key (zconfig_value (nodes[i]), named) == 1 &&
+                !streq (named, key))
+                return keel_config_fail_node (config, nodes[i],
+                                              "names another key than 'key'");
     }
     return 0;
 }
@@ -273,7 +316,8 @@ keel_directory_load (keel_directory_t *self, keel_config_t *config,
          item = zconfig_next (item)) {
         const char *name = zconfig_name (item) ? zconfig_name (item) : "";
         zconfig_t *first = (zconfig_t *)zhashx_lookup (seen, name);
-        const char *endpoint, *events;
+        const char *endpoint = NULL, *events = NULL;
+        char key[KEEL_CURVE_KEY_LEN + 1] = "";
         if (first)
             rc = keel_config_fail_node (config, item,
                                         "name given twice (first at line %d)",
@@ -283,11 +327,20 @@ keel_directory_load (keel_directory_t *self, keel_config_t *config,
                                         "name longer than %d characters",
                                         KEEL_DIRECTORY_MAX_NAME);
         else
-            rc = s_load_entry (config, item, &endpoint, &events);
+            rc = s_load_entry (config, item, &endpoint, &events, key);
         if (rc == 0) {
             zhashx_insert (seen, name, item);
-            if (keel_directory_set (loaded, name, endpoint, events))
+            //  `key` annotates the entry's tcp endpoints.
+            char *with_key =
+                keel_endpoint_with_key (endpoint, *key ? key : NULL);
+            char *events_key =
+                events ? keel_endpoint_with_key (events, *key ? key : NULL)
+                       : NULL;
+            if (!with_key || (events && !events_key) ||
+                keel_directory_set (loaded, name, with_key, events_key))
                 rc = keel_config_fail_node (config, item, "out of memory");
+            free (with_key);
+            free (events_key);
         }
     }
     //  All checked: build the new table aside, then swap it in, so running

@@ -12,6 +12,12 @@
             saga
                 endpoint = tcp://10.0.0.3:7700
                 events = tcp://10.0.0.3:7701
+                key = /etc/keel/peers/saga-node.cert   (or the 40-char key)
+
+    `key` (CURVE, keel_security.h) is the public key of the node serving
+    the name: a Z85 key or a public certificate file. It is appended to the
+    entry's tcp endpoints (";curve=KEY"), as an endpoint may also carry it
+    itself.
 */
 #ifndef KEEL_DIRECTORY_H_INCLUDED
 #define KEEL_DIRECTORY_H_INCLUDED
@@ -63,8 +69,8 @@ zlistx_t *keel_directory_names (keel_directory_t *self);
 
 //  Add the entries given by the children of `path` ("" = the root) in
 //  `config`. Each child is either `name = ENDPOINT`, or a section `name`
-//  with the keys `endpoint` (required) and `events` (optional); any other
-//  key, a name given twice, or an invalid endpoint is an error. An absent
+//  with the keys `endpoint` (required), `events` and `key` (optional); any
+//  other key, a name given twice, or an invalid endpoint is an error. An absent
 //  `path` adds nothing. All or nothing: returns 0, or -1 with the directory
 //  unchanged and keel_config_error (config) naming the file, line and key.
 int keel_directory_load (keel_directory_t *self, keel_config_t *config,

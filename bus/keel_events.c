@@ -1,5 +1,6 @@
 /*  keel_events.c - sequenced publish/subscribe. See keel_events.h. */
 #include "keel_events.h"
+#include "keel_security.h"
 
 #include <errno.h>
 #include <string.h>
@@ -48,7 +49,7 @@ keel_publisher_destroy (keel_publisher_t **self_p)
 int
 keel_publisher_bind (keel_publisher_t *self, const char *endpoint)
 {
-    int rc = zsock_bind (self->sock, "%s", endpoint);
+    int rc = keel_security_bind (self->sock, endpoint);
     if (rc == -1)
         return -1;
     free (self->endpoint);
@@ -60,7 +61,7 @@ keel_publisher_bind (keel_publisher_t *self, const char *endpoint)
 int
 keel_publisher_connect (keel_publisher_t *self, const char *endpoint)
 {
-    return zsock_connect (self->sock, "%s", endpoint);
+    return keel_security_connect (self->sock, endpoint);
 }
 
 const char *
@@ -145,7 +146,7 @@ keel_subscriber_destroy (keel_subscriber_t **self_p)
 int
 keel_subscriber_connect (keel_subscriber_t *self, const char *endpoint)
 {
-    return zsock_connect (self->sock, "%s", endpoint);
+    return keel_security_connect (self->sock, endpoint);
 }
 
 void

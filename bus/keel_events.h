@@ -40,8 +40,9 @@ keel_publisher_t *keel_publisher_new (const char *sender);
 //  Destroy; nulls *self_p.
 void keel_publisher_destroy (keel_publisher_t **self_p);
 
-//  Bind (publishers bind, subscribers connect). Returns the tcp port, 0 for
-//  other transports, -1 on error.
+//  Bind (publishers bind, subscribers connect); tcp binds are CURVE when
+//  the security context requires it (keel_security.h). Returns the tcp
+//  port, 0 for other transports, -1 on error.
 int keel_publisher_bind (keel_publisher_t *self, const char *endpoint);
 
 //  Connect instead (to a node's event proxy). Returns 0 or -1.
@@ -73,7 +74,9 @@ keel_subscriber_t *keel_subscriber_new (void);
 //  Destroy; nulls *self_p.
 void keel_subscriber_destroy (keel_subscriber_t **self_p);
 
-//  Connect to a publisher or proxy endpoint. Returns 0 or -1.
+//  Connect to a publisher or proxy endpoint (a tcp one may carry its CURVE
+//  key: ";curve=KEY"). Returns 0, or -1 (also when the security context
+//  refuses the endpoint; logged).
 int keel_subscriber_connect (keel_subscriber_t *self, const char *endpoint);
 
 //  Receive events whose type starts with `prefix` ("" = all).

@@ -1,5 +1,6 @@
 /*  keel_node.c - the node runtime. See keel_node.h. */
 #include "keel_node.h"
+#include "keel_security.h"
 #include "keel_server.h"
 #include "node.pb-c.h"
 
@@ -33,6 +34,7 @@ struct _self_t {
     char *events_bound;           //  event endpoint, resolved
     zloop_t *loop;                //  everything runs here
     int64_t started_ms;           //  for uptime
+    bool secured;                 //  we set the security context
 };
 
 // ---------------------------------------------------------------------------
@@ -250,6 +252,8 @@ s_on_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
     char *command = zstr_recv (pipe);
     bool term = !command || streq (command, "$TERM");
     if (command && streq (command, "RELOAD")) {
+        if (self->secured)
+            keel_security_reload ();
         s_actor_t *actor = (s_actor_t *)zlistx_first (self->actors);
         for (; actor; actor = (s_actor_t *)zlistx_next (self->actors))
             if (actor->actor)
@@ -294,6 +298,8 @@ s_self_destroy (self_t **self_p)
     zsock_destroy (&self->xsub);
     zsock_destroy (&self->xpub);
     keel_directory_destroy (&self->directory);
+    if (self->secured)
+        keel_security_reset ();
     free (self->bus_bound);
     free (self->events_bound);
     free (self);
@@ -319,7 +325,8 @@ s_configure (self_t *self)
     size_t n = 0;
     top[n++] = "node";
     top[n++] = "directory";
-    for (const keel_actor_def_t *def = self->defs; def->name && n < 63; def++)
+    top[n++] = "security";
+    for (const keel_actor_def_t *def = self->defs; def->name && n < 62; def++)
         top[n++] = def->name;
     top[n] = NULL;
     static const char *node_keys[] = {
@@ -339,6 +346,11 @@ s_configure (self_t *self)
     if (self->max_msg_size < 1024)
         return keel_config_fail (config, "node/max_message_size",
                                  "must be at least 1K");
+    //  Before any socket exists: every tcp socket reads it.
+    int secured = keel_security_configure (config, NULL);
+    if (secured == -1)
+        return -1;
+    self->secured = secured == 1;
     self->directory = keel_directory_new ();
     if (!self->directory ||
         keel_directory_load (self->directory, config, "directory") == -1)
@@ -405,7 +417,8 @@ s_start (self_t *self)
         if (keel_server_bind (self->front, self->bus) == -1)
             return zsys_sprintf ("cannot bind bus %s: %s", self->bus,
                                  zmq_strerror (zmq_errno ()));
-        self->bus_bound = strdup (keel_server_endpoint (self->front));
+        self->bus_bound =
+            keel_security_advertise (keel_server_endpoint (self->front));
     }
     inproc = keel_node_events_endpoint (self->name);
     rc = zsock_bind (self->xpub, "%s", inproc);
@@ -413,10 +426,12 @@ s_start (self_t *self)
     if (rc == -1)
         return strdup ("cannot bind the node's inproc event endpoint");
     if (self->events) {
-        if (zsock_bind (self->xpub, "%s", self->events) == -1)
+        if (keel_security_bind (self->xpub, self->events) == -1)
             return zsys_sprintf ("cannot bind events %s: %s", self->events,
                                  zmq_strerror (zmq_errno ()));
-        self->events_bound = zsock_last_endpoint (self->xpub);
+        char *bound = zsock_last_endpoint (self->xpub);
+        self->events_bound = keel_security_advertise (bound);
+        zstr_free (&bound);
     }
     keel_server_on (self->front, "node.info", s_node_info, self);
     keel_server_set_forwarder (self->front, s_forward, self);

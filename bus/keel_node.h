@@ -34,6 +34,14 @@
             bind = tcp://127.0.0.1:7710    extra endpoint for this actor
         directory                          names that live elsewhere
             registry = tcp://10.0.0.2:7700
+        security                           CURVE on tcp (keel_security.h)
+            certificate = /etc/keel/n1.cert
+            allow = /etc/keel/peers
+
+    With a security section the node sets the process's security context
+    before any actor starts (and clears it when it stops), and names its
+    tcp doors in node.info with its key (tcp://HOST:PORT;curve=KEY).
+    RELOAD also makes zauth read the allow directory again.
 */
 #ifndef KEEL_NODE_H_INCLUDED
 #define KEEL_NODE_H_INCLUDED

@@ -8,6 +8,7 @@
     The route is kept verbatim and sent back in front of the reply.
 */
 #include "keel_server.h"
+#include "keel_security.h"
 #include "node.pb-c.h"
 
 #include <errno.h>
@@ -119,7 +120,7 @@ keel_server_set_max_msg_size (keel_server_t *self, size_t max_size)
 int
 keel_server_bind (keel_server_t *self, const char *endpoint)
 {
-    int rc = zsock_bind (self->sock, "%s", endpoint);
+    int rc = keel_security_bind (self->sock, endpoint);
     if (rc == -1)
         return -1;
     char *last = zsock_last_endpoint (self->sock);

@@ -70,7 +70,10 @@ void keel_server_set_max_msg_size (keel_server_t *self, size_t max_size);
 
 //  Bind to an endpoint (inproc://, tcp://, ipc://); may be called several
 //  times. "tcp://127.0.0.1:*" binds an ephemeral port. Returns the tcp port
-//  bound, 0 for other transports, or -1 on error (errno set).
+//  bound, 0 for other transports, or -1 on error (errno set). A tcp bind is
+//  a CURVE server when the security context requires it (keel_security.h);
+//  keel_server_endpoint then names it without the key (see
+//  keel_security_advertise).
 int keel_server_bind (keel_server_t *self, const char *endpoint);
 
 //  The last endpoint bound, resolved ("tcp://127.0.0.1:43120"). Borrowed;

@@ -10,6 +10,7 @@
 #include "keel_service.h"
 #include "keel_client.h"
 #include "keel_dedupe.h"
+#include "keel_security.h"
 #include "registry.pb-c.h"
 
 #include <string.h>
@@ -140,7 +141,8 @@ keel_service_bind (keel_service_t *self, const char *endpoint)
         self->advertise && strncmp (self->advertise, "tcp://", 6) == 0;
     if (!self->advertise_fixed && (!self->advertise || (is_tcp && !had_tcp))) {
         free (self->advertise);
-        self->advertise = strdup (bound);
+        //  With this node's CURVE key, when it has one.
+        self->advertise = keel_security_advertise (bound);
     }
     return rc;
 }
@@ -149,7 +151,7 @@ void
 keel_service_set_advertise (keel_service_t *self, const char *endpoint)
 {
     free (self->advertise);
-    self->advertise = strdup (endpoint);
+    self->advertise = keel_security_advertise (endpoint);
     self->advertise_fixed = true;
 }
 

@@ -50,11 +50,14 @@ void keel_service_destroy (keel_service_t **self_p);
 //  Bind an endpoint; may be called several times. The first tcp endpoint
 //  bound (resolved) is what the service advertises unless
 //  keel_service_set_advertise says otherwise; with no tcp endpoint, the
-//  first endpoint bound. Returns the tcp port, 0, or -1.
+//  first endpoint bound. A tcp endpoint is advertised with this process's
+//  CURVE key when CURVE is required (keel_security_advertise). Returns the
+//  tcp port, 0, or -1.
 int keel_service_bind (keel_service_t *self, const char *endpoint);
 
 //  The endpoint registered with the registry (e.g. the address other hosts
-//  reach when bound to tcp://*:PORT). Copied.
+//  reach when bound to tcp://*:PORT). Copied; a tcp endpoint without a key
+//  gets this process's CURVE key when CURVE is required.
 void keel_service_set_advertise (keel_service_t *self, const char *endpoint);
 
 //  The advertised endpoint. Borrowed; NULL before bind.

@@ -43,6 +43,9 @@ int cli_registry (cli_t *cli, int argc, char **argv);
 //  `keel token ...` (cli/token.c).
 int cli_token (cli_t *cli, int argc, char **argv);
 
+//  `keel keygen ...` (cli/keygen.c).
+int cli_keygen (cli_t *cli, int argc, char **argv);
+
 //  `keel breaker ...` (cli/breaker.c).
 int cli_breaker (cli_t *cli, int argc, char **argv);
 

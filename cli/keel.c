@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "keel_events.h"
 #include "keel_json.h"
+#include "keel_security.h"
 #include "echo.pb-c.h"
 #include "node.pb-c.h"
 
@@ -275,7 +276,9 @@ s_parse (cli_t *cli, int argc, char **argv, const char **pos,
 
 static const char *s_common_help =
     "Options: --bus EP (or KEEL_BUS; default " CLI_DEFAULT_BUS "),\n"
-    "         --timeout MS (default 3000), --json, --help\n";
+    "         --timeout MS (default 3000), --json, --help\n"
+    "CURVE: KEEL_CERT=FILE (a certificate from `keel keygen`) for a bus\n"
+    "       written tcp://HOST:PORT;curve=KEY\n";
 
 static int
 s_ping (cli_t *cli, int argc, char **argv)
@@ -500,6 +503,7 @@ static const cli_verb_t s_verbs[] = {
     {"gateway", cli_gateway, "list the gateway's routes, reload them"},
     {"saga", cli_saga, "start, follow, cancel, resolve sagas"},
     {"token", cli_token, "mint a JWT with the dev key, for trying routes"},
+    {"keygen", cli_keygen, "make a CURVE keypair (a node's certificate)"},
     {"watch", s_watch, "print events as they arrive"},
     {NULL, NULL, NULL},
 };
@@ -539,9 +543,24 @@ main (int argc, char **argv)
         fprintf (stderr, "keel: KEEL_BUS: invalid endpoint '%s'\n", cli.bus);
         return CLI_USAGE;
     }
+    //  A client's keypair, for nodes that require CURVE (a node takes its
+    //  own from its config).
+    const char *cert = getenv ("KEEL_CERT");
+    if (cert && *cert && !streq (argv[1], "node")) {
+        char *error = NULL;
+        if (keel_security_set (cert, NULL, false, &error) == -1) {
+            fprintf (stderr, "keel: KEEL_CERT: %s\n", error);
+            free (error);
+            return CLI_USAGE;
+        }
+    }
     for (const cli_verb_t *verb = s_verbs; verb->name; verb++)
-        if (streq (verb->name, argv[1]))
-            return verb->fn (&cli, argc - 1, argv + 1);
+        if (streq (verb->name, argv[1])) {
+            int rc = verb->fn (&cli, argc - 1, argv + 1);
+            keel_security_reset ();
+            return rc;
+        }
+    keel_security_reset ();
     fprintf (stderr, "keel: unknown verb '%s'\n\n", argv[1]);
     return s_usage (stderr);
 }

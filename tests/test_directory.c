@@ -196,7 +196,7 @@ START_TEST (test_load_errors)
          "        endpoint = tcp://10.0.0.3:7700\n"
          "        event = tcp://10.0.0.3:7701\n",
          "dir.cfg:4: key 'directory/saga/event': unknown key (expected one "
-         "of: endpoint, events)"},
+         "of: endpoint, events, key)"},
         {"directory\n"
          "    saga\n"
          "        events = tcp://10.0.0.3:7701\n",
