@@ -462,6 +462,31 @@ s_refused (keel_catalog_t *cat, spec_t *spec, int code, const char *what)
             keel_catalog_register (cat, &spec->inst, 0, NULL, NULL), code);
 }
 
+//  A tcp endpoint may carry its server's CURVE key, and nothing else.
+START_TEST (test_endpoint_key)
+{
+    keel_catalog_t *cat = s_catalog (NULL);
+    spec_t spec;
+    s_spec (&spec, "sec-1", "sec");
+    spec.inst.endpoint =
+        "tcp://10.0.0.1:7700;curve=rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
+    ck_assert_int_eq (s_register (cat, &spec, 100), KEEL_OK);
+    const char *bad[] = {
+        "tcp://10.0.0.1:7700;curve=short",
+        "tcp://10.0.0.1:7700;curve=rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7x",
+        "tcp://10.0.0.1:7700;key=rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7",
+        "tcp://10.0.0.1:7700;",
+        "http://10.0.0.1:80;curve=rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        s_spec (&spec, "sec-2", "sec");
+        spec.inst.endpoint = (char *)bad[i];
+        s_refused (cat, &spec, KEEL_ERR_INVALID_ARGUMENT, bad[i]);
+    }
+    keel_catalog_destroy (&cat);
+}
+END_TEST
+
 START_TEST (test_validation)
 {
     keel_catalog_limits_t limits = {
@@ -2268,6 +2293,7 @@ s_suite (void)
     tcase_add_test (tc, test_new_destroy);
     tcase_add_test (tc, test_register_get);
     tcase_add_test (tc, test_update);
+    tcase_add_test (tc, test_endpoint_key);
     tcase_add_test (tc, test_update_keeps_or_resets_health);
     tcase_add_test (tc, test_deregister);
     tcase_add_test (tc, test_validation);

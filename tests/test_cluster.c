@@ -12,14 +12,20 @@
         node c: registry, shop (payments)           10.S.0.3
         test:   clients and the keel CLI            10.S.0.254
 
+    Every tcp socket speaks CURVE: each node has its own certificate, and
+    the allow directory holds the public certificates of a, b, c and the
+    test (whose clients and `keel` runs use KEEL_CERT).
+
     Scenario: the registries replicate (discovery across nodes, delay
-    printed); a saga runs with its participants on two other nodes; node c
-    is killed (its instances leave every registry by lease; a saga started
-    meanwhile waits, and completes when c is back); node b is cut off and
+    printed); a stranger is refused (a keypair on no allow-list, and plain
+    text), a member is answered; a saga runs with its participants on two other
+   nodes; node c is killed (its instances leave every registry by lease; a saga
+   started meanwhile waits, and completes when c is back); node b is cut off and
     healed (every registry converges, time printed).
 */
 #include "testutil.h"
 #include "keel_client.h"
+#include "keel_security.h"
 #include "registry.pb-c.h"
 
 #include <fcntl.h>
@@ -36,8 +42,9 @@
 typedef struct {
     char name[8];
     char ip[32];
-    char bus[64];
-    char events[64];
+    char bus[128]; //  with ";curve=KEY": clients need the server's key
+    char events[128];
+    char cert[160]; //  its certificate (and cert_secret)
     char conf[160];
     char log[160];
     pid_t pid;
@@ -47,6 +54,9 @@ typedef struct {
     bool netns;
     s_node_t node[NODES];
     char dir[64];
+    char allow[96];     //  public certificates of the cluster: a, b, c, tester
+    char tester[160];   //  the test's own certificate
+    char intruder[160]; //  a keypair on no allow-list
 } s_cluster_t;
 
 //  Names of namespaces and links: "kt" + a tag unique to this run (set in
@@ -73,6 +83,14 @@ s_sh (const char *format, ...)
     free (output);
     free (command);
     return rc;
+}
+
+//  Run `command` with /bin/sh; its exit status.
+static int
+s_sh_quiet (const char *command)
+{
+    char *argv[] = {"/bin/sh", "-c", (char *)command, NULL};
+    return testutil_run_cmd (argv, NULL);
 }
 
 static void
@@ -187,7 +205,10 @@ s_write_config (s_cluster_t *cl, int i)
             zsys_sprintf ("shop\n    bind = \"tcp://%s:*\"\n"
                           "    services = %s\n",
                           node->ip, i == 1 ? "orders inventory" : "payments");
-    char *text = zsys_sprintf ("node\n"
+    char *text = zsys_sprintf ("security\n"
+                               "    certificate = \"%s\"\n"
+                               "    allow = \"%s\"\n"
+                               "node\n"
                                "    name = %s\n"
                                "    bus = \"%s\"\n"
                                "    events = \"%s\"\n"
@@ -196,8 +217,8 @@ s_write_config (s_cluster_t *cl, int i)
                                "    anti_entropy = 200ms\n"
                                "    replica_lease = 1500ms\n"
                                "%s%s",
-                               node->name, node->bus, node->events, actors[i],
-                               peers, role);
+                               node->cert, cl->allow, node->name, node->bus,
+                               node->events, actors[i], peers, role);
     FILE *file = fopen (node->conf, "w");
     ck_assert_ptr_nonnull (file);
     fputs (text, file);
@@ -297,6 +318,25 @@ s_link (s_cluster_t *cl, int i, bool up)
         kill (cl->node[i].pid, up ? SIGCONT : SIGSTOP);
 }
 
+//  Write a new certificate to `path` (and path_secret) and its public key
+//  to `key`; with `cl`, allow it in the cluster (its public certificate in
+//  the allow directory).
+static void
+s_keypair (s_cluster_t *cl, const char *path, char *key)
+{
+    zcert_t *cert = zcert_new ();
+    ck_assert_ptr_nonnull (cert);
+    ck_assert_int_eq (zcert_save (cert, path), 0);
+    if (cl) {
+        char *allowed =
+            zsys_sprintf ("%s/%s", cl->allow, strrchr (path, '/') + 1);
+        ck_assert_int_eq (zcert_save_public (cert, allowed), 0);
+        free (allowed);
+    }
+    snprintf (key, 41, "%s", zcert_public_txt (cert));
+    zcert_destroy (&cert);
+}
+
 static void
 s_cluster_start (s_cluster_t *cl, bool netns)
 {
@@ -304,12 +344,20 @@ s_cluster_start (s_cluster_t *cl, bool netns)
     cl->netns = netns;
     snprintf (cl->dir, sizeof cl->dir, "/tmp/keel-cluster-XXXXXX");
     ck_assert_ptr_nonnull (mkdtemp (cl->dir));
+    snprintf (cl->allow, sizeof cl->allow, "%s/allow", cl->dir);
+    ck_assert_int_eq (mkdir (cl->allow, 0700), 0);
+    char key[41];
+    snprintf (cl->tester, sizeof cl->tester, "%s/tester.cert", cl->dir);
+    s_keypair (cl, cl->tester, key);
+    snprintf (cl->intruder, sizeof cl->intruder, "%s/intruder.cert", cl->dir);
+    s_keypair (NULL, cl->intruder, key);
     const char *names[] = {"a", "b", "c"};
     for (int i = 0; i < NODES; i++) {
         s_node_t *node = &cl->node[i];
         //  Formatted in locals first: one struct as both source and
         //  destination of snprintf upsets -Wrestrict.
-        char ip[32], bus[64], events[64], conf[160], log[160];
+        char ip[32], bus[128], events[128], conf[160], log[160];
+        char cert[160];
         if (netns) {
             snprintf (ip, sizeof ip, "10.%d.0.%d", s_subnet, i + 1);
             snprintf (bus, sizeof bus, "tcp://%s:7700", ip);
@@ -321,6 +369,14 @@ s_cluster_start (s_cluster_t *cl, bool netns)
             snprintf (events, sizeof events, "tcp://127.0.0.1:%d",
                       testutil_free_port ());
         }
+        snprintf (cert, sizeof cert, "%s/%s.cert", cl->dir, names[i]);
+        char key[41];
+        s_keypair (cl, cert, key);
+        //  Every tcp endpoint of the node carries its key.
+        size_t len = strlen (bus);
+        snprintf (bus + len, sizeof bus - len, ";curve=%s", key);
+        len = strlen (events);
+        snprintf (events + len, sizeof events - len, ";curve=%s", key);
         snprintf (conf, sizeof conf, "%s/%s.conf", cl->dir, names[i]);
         snprintf (log, sizeof log, "%s/%s.log", cl->dir, names[i]);
         snprintf (node->name, sizeof node->name, "%s", names[i]);
@@ -329,7 +385,11 @@ s_cluster_start (s_cluster_t *cl, bool netns)
         memcpy (node->events, events, sizeof events);
         memcpy (node->conf, conf, sizeof conf);
         memcpy (node->log, log, sizeof log);
+        memcpy (node->cert, cert, sizeof cert);
     }
+    //  The test's clients and CLI runs are a member of the cluster too.
+    ck_assert_int_eq (keel_security_set (cl->tester, cl->allow, true, NULL), 0);
+    setenv ("KEEL_CERT", cl->tester, 1);
     for (int i = 0; i < NODES; i++)
         s_write_config (cl, i);
     for (int i = 0; i < NODES; i++)
@@ -341,6 +401,8 @@ s_cluster_stop (s_cluster_t *cl)
 {
     for (int i = 0; i < NODES; i++)
         s_node_stop (cl, i);
+    keel_security_reset ();
+    unsetenv ("KEEL_CERT");
     s_sh ("rm -rf %s", cl->dir);
 }
 
@@ -474,6 +536,26 @@ s_scenario (bool netns)
     printf ("cluster (%s): a write on a visible on c in %" PRId64 " ms "
             "(target 100 ms)\n",
             where, delay);
+
+    //  Strangers are refused: a keypair on no allow-list, and plain text.
+    //  (`keel ping` exits 3: no answer.)
+    const char *a_plain_end = strchr (cl.node[0].bus, ';');
+    char *a_plain =
+        strndup (cl.node[0].bus, (size_t)(a_plain_end - cl.node[0].bus));
+    char *intruder =
+        zsys_sprintf ("KEEL_CERT=%s %s ping --timeout 500 --bus '%s'",
+                      cl.intruder, KEEL_BIN, cl.node[0].bus);
+    char *plain = zsys_sprintf ("KEEL_CERT= %s ping --timeout 500 --bus '%s'",
+                                KEEL_BIN, a_plain);
+    char *member = zsys_sprintf ("%s ping --timeout 2000 --bus '%s'", KEEL_BIN,
+                                 cl.node[0].bus);
+    ck_assert_int_eq (s_sh_quiet (intruder), 3);
+    ck_assert_int_eq (s_sh_quiet (plain), 3);
+    ck_assert_int_eq (s_sh_quiet (member), 0);
+    free (intruder);
+    free (plain);
+    free (member);
+    free (a_plain);
 
     //  A saga on a, its participants on b and c.
     char *out = s_keel (&cl, "saga", "start", "order", "--input",

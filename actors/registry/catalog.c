@@ -67,6 +67,7 @@
 #include "catalog.h"
 #include "keel_hash.h"
 #include "keel_common.h"
+#include "keel_security.h"
 
 #include <assert.h>
 #include <stdlib.h>
@@ -494,8 +495,11 @@ s_check_endpoint (const char *endpoint, size_t max, scheme_t *scheme_p)
         *scheme_p = S_TCP;
         if ((error = s_check_host_port (endpoint + 6, &rest)))
             return error;
-        if (*rest)
-            return "tcp endpoint has text after the port";
+        //  The one suffix a tcp endpoint may carry: its server's CURVE key.
+        char key[KEEL_CURVE_KEY_LEN + 1];
+        if (*rest && (*rest != ';' || keel_endpoint_key (endpoint, key) != 1))
+            return "tcp endpoint has text after the port (other than "
+                   "\";curve=KEY\")";
     } else if (s_starts (endpoint, "http://")) {
         *scheme_p = S_HTTP;
         if ((error = s_check_host_port (endpoint + 7, &rest)))
