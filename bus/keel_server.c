@@ -292,6 +292,10 @@ keel_server_reply_error (keel_server_t *self, keel_request_t *request,
         va_end (args);
     } else
         snprintf (text, sizeof text, "%s", keel_strerror (code));
+    //  Counted here, so a forwarder that finds no one to forward to (the
+    //  node's front door) counts it as the server itself does.
+    if (code == KEEL_ERR_UNKNOWN_SERVICE)
+        self->stats.unknown_service++;
     return s_reply (self, request, code, text, NULL, NULL, 0);
 }
 
@@ -498,7 +502,6 @@ s_handle (keel_server_t *self, keel_request_t *req, const void *data,
             s_invoke (self, req, self->forward_fn, self->forward_arg);
             return;
         }
-        self->stats.unknown_service++;
         keel_log_limited (&self->log_kind, keel_now_ms (),
                           "keel: %s: request for unknown service '%.64s'",
                           self->name, env->service);

@@ -481,10 +481,10 @@ START_TEST (test_hostile_everything)
     }
     ck_assert_uint_gt (s_counter (door, "malformed"), 0);
     ck_assert_uint_gt (s_counter (door, "wrong_kind"), 0);
-    //  (A request for a service the node does not run is answered
-    //  UNKNOWN_SERVICE by the node's forwarder, which counts it among
-    //  "errors" only, not "unknown_service".)
+    //  A request for a service the node does not run: answered
+    //  UNKNOWN_SERVICE by the node's forwarder, and counted as such.
     ck_assert_uint_gt (s_counter (door, "errors"), 0);
+    ck_assert_uint_gt (s_counter (door, "unknown_service"), 0);
 
     //  Registry: register and discover.
     keel_client_t *registry = keel_client_new ("tester", bus, "registry");
