@@ -21,7 +21,8 @@
     text), a member is answered; a saga runs with its participants on two other
    nodes; node c is killed (its instances leave every registry by lease; a saga
    started meanwhile waits, and completes when c is back); node b is cut off and
-    healed (every registry converges, time printed).
+    healed (every registry converges, time printed); node a is killed
+    while a saga runs, and resumes it from its log when restarted.
 */
 #include "testutil.h"
 #include "keel_client.h"
@@ -605,6 +606,19 @@ s_scenario (bool netns)
     free (out);
     ck_assert_msg (s_wait_saga (&cl, id, "COMPLETED", slack),
                    "saga %s did not complete after the heal", id);
+    free (id);
+
+    //  The coordinator's node dies while a saga waits on a slow payment;
+    //  restarted, it resumes the saga from its log.
+    out = s_keel (&cl, "saga", "start", "order", "--input",
+                  "{\"item\":\"fig\",\"qty\":1,\"amount\":8,"
+                  "\"delay_ms\":500,\"slow\":\"payments\"}");
+    id = s_saga_id (out);
+    free (out);
+    s_node_kill (&cl, 0);
+    s_node_start (&cl, 0);
+    ck_assert_msg (s_wait_saga (&cl, id, "COMPLETED", slack),
+                   "saga %s did not resume after a restart", id);
     free (id);
     fflush (stdout);
     s_cluster_stop (&cl);
