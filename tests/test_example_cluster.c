@@ -249,8 +249,8 @@ START_TEST (test_cluster)
                  output);
     S_CHECK (self, strstr (output, "actors registry breaker gateway"), "%s",
              output);
-    S_CHECK (self, strstr (output, "actors saga"), "%s", output);
-    S_CHECK (self, strstr (output, "actors shop echo"), "%s", output);
+    S_CHECK (self, strstr (output, "actors registry saga"), "%s", output);
+    S_CHECK (self, strstr (output, "actors registry shop echo"), "%s", output);
     free (output);
 
     //  A second start refuses: it is running.

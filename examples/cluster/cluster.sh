@@ -4,8 +4,8 @@
 #
 #       node A  registry, breaker, gateway    bus BASE+0, events BASE+1,
 #                                             HTTP BASE+6
-#       node B  saga                          bus BASE+2, events BASE+3
-#       node C  shop, echo                    bus BASE+4, events BASE+5,
+#       node B  registry, saga                bus BASE+2, events BASE+3
+#       node C  registry, shop, echo          bus BASE+4, events BASE+5,
 #                                             shop BASE+7..9, echo BASE+10
 #
 #   usage: cluster.sh [--base-port N] [--run-dir DIR] [--keel PATH] COMMAND
@@ -236,9 +236,9 @@ cmd_start() {
             stop_all >/dev/null
             exit 1
         fi
-        # The services on C register with the registry on A as they start;
-        # until they have, a saga or a request through the gateway finds no
-        # instance.
+        # The services on C register with C's registry as they start, and
+        # the registries replicate; until A's has them, a saga or a request
+        # through the gateway finds no instance.
         if [ "$node" = c ] &&
             ! wait_registered "$(bus_of a "$b")" 10 orders inventory payments echo; then
             stop_all >/dev/null
