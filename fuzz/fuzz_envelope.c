@@ -47,6 +47,9 @@ static const ProtobufCMessageDescriptor *s_payloads[] = {
     &keel__instance__descriptor,
     &keel__index_reply__descriptor,
     &keel__registry_event__descriptor,
+    &keel__digest_request__descriptor,
+    &keel__digest_reply__descriptor,
+    &keel__fetch_request__descriptor,
     //  breaker
     &keel__report_batch__descriptor,
     &keel__control_request__descriptor,
@@ -108,6 +111,8 @@ s_registry (const ProtobufCMessageDescriptor *desc, ProtobufCMessage *msg)
     keel_catalog_t *catalog = keel_catalog_new (&limits);
     if (!catalog)
         return;
+    keel_catalog_set_origin (catalog, "me");
+    keel_catalog_set_wall_ms (catalog, S_NOW_MS);
     s_catalog_seed (catalog);
     Keel__Instance **list = NULL;
     bool protect = false;
@@ -162,6 +167,38 @@ s_registry (const ProtobufCMessageDescriptor *desc, ProtobufCMessage *msg)
         Keel__DiscoverRequest *r = (Keel__DiscoverRequest *)msg;
         if (*r->service)
             keel_catalog_discover (catalog, r, S_NOW_MS + 1, &list, &protect);
+    } else if (desc == &keel__registry_event__descriptor) {
+        //  A peer's pushed change, applied as the actor applies it: only
+        //  when the instance is that peer's own.
+        Keel__RegistryEvent *ev = (Keel__RegistryEvent *)msg;
+        const Keel__Instance *inst = ev->instance;
+        if (inst && inst->origin && streq (inst->origin, "peer")) {
+            bool applied = false;
+            const char *why = NULL;
+            keel_catalog_apply (catalog, inst, S_NOW_MS + 1, &applied, &why);
+            keel_catalog_digest (catalog, "peer");
+            keel_catalog_list_origin (catalog, "peer", S_NOW_MS + 1, &list);
+            keel_catalog_apply_removal (catalog, inst, ev->reason,
+                                        S_NOW_MS + 2);
+            //  The lease runs out.
+            keel_catalog_tick (catalog, S_NOW_MS + 3600000);
+        }
+    } else if (desc == &keel__digest_request__descriptor) {
+        Keel__DigestRequest *r = (Keel__DigestRequest *)msg;
+        keel_catalog_digest (catalog, r->origin);
+        keel_catalog_list_origin (catalog, r->origin, S_NOW_MS + 1, &list);
+    } else if (desc == &keel__digest_reply__descriptor) {
+        Keel__DigestReply *r = (Keel__DigestReply *)msg;
+        size_t n = r->n_entries < 1000 ? r->n_entries : 1000;
+        const char **need = (const char **)calloc (n + 1, sizeof *need);
+        if (need)
+            keel_catalog_reconcile (catalog, "peer", r->entries, n, r->clock,
+                                    S_NOW_MS + 1, need);
+        free (need);
+    } else if (desc == &keel__fetch_request__descriptor) {
+        Keel__FetchRequest *r = (Keel__FetchRequest *)msg;
+        for (size_t i = 0; i < r->n_ids && i < 1000; i++)
+            keel_catalog_get (catalog, r->ids[i], S_NOW_MS + 1);
     }
     keel_catalog_destroy (&catalog);
 }

@@ -157,6 +157,37 @@ s_envelopes (void)
     env.sequence = 7;
     s_frame ("registry-event", &env, &change.base);
 
+    //  Replication between registries: a peer's own change, digests, fetch.
+    instance.origin = "peer";
+    instance.version = (uint64_t)1795736385852 << 16;
+    s_frame ("registry-event-peer", &env, &change.base);
+    instance.origin = "";
+    instance.version = 0;
+    Keel__DigestRequest digest = KEEL__DIGEST_REQUEST__INIT;
+    digest.origin = "me";
+    digest.hash = 0xcbf29ce484222325ULL;
+    env = s_env (KEEL__KIND__REQUEST, "registry.digest");
+    s_frame ("registry-digest", &env, &digest.base);
+    Keel__DigestEntry entries[2] = {KEEL__DIGEST_ENTRY__INIT,
+                                    KEEL__DIGEST_ENTRY__INIT};
+    entries[0].id = "users-1";
+    entries[0].version = 5;
+    entries[1].id = "web-1";
+    entries[1].version = 9;
+    Keel__DigestEntry *entry_list[] = {&entries[0], &entries[1]};
+    Keel__DigestReply digest_reply = KEEL__DIGEST_REPLY__INIT;
+    digest_reply.n_entries = 2;
+    digest_reply.entries = entry_list;
+    digest_reply.clock = 9;
+    env = s_env (KEEL__KIND__REPLY, "registry.digest");
+    s_frame ("registry-digest-reply", &env, &digest_reply.base);
+    char *fetch_ids[] = {"users-1", "seed-1"};
+    Keel__FetchRequest fetch = KEEL__FETCH_REQUEST__INIT;
+    fetch.n_ids = 2;
+    fetch.ids = fetch_ids;
+    env = s_env (KEEL__KIND__REQUEST, "registry.fetch");
+    s_frame ("registry-fetch", &env, &fetch.base);
+
     //  breaker
     Keel__OutcomeReport reports[3] = {KEEL__OUTCOME_REPORT__INIT,
                                       KEEL__OUTCOME_REPORT__INIT,
