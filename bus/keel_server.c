@@ -46,6 +46,8 @@ struct _keel_server_t {
     zhashx_t *handlers;                    //  type -> s_handler_t
     keel_handler_fn *forward_fn;           //  requests for other services
     void *forward_arg;                     //  its argument
+    keel_server_stats_fn *stats_fn;        //  the owner's counters
+    void *stats_arg;                       //  its argument
     char last_type[KEEL_MAX_NAME_LEN + 1]; //  type of the last dispatch
     s_handler_t *last_handler;             //  its handler (NULL = cache empty)
     keel_reply_hook_fn *hook_fn;           //  reply observer
@@ -169,6 +171,15 @@ keel_server_set_forwarder (keel_server_t *self, keel_handler_fn *fn, void *arg)
 {
     self->forward_fn = fn;
     self->forward_arg = arg;
+}
+
+void
+keel_server_set_stats_fn (keel_server_t *self, keel_server_stats_fn *fn,
+                          void *arg)
+{
+    assert (self);
+    self->stats_fn = fn;
+    self->stats_arg = arg;
 }
 
 const keel_server_stats_t *
@@ -620,10 +631,7 @@ s_stats (keel_server_t *self, keel_request_t *req, void *arg)
 {
     (void)arg;
     const keel_server_stats_t *s = &self->stats;
-    struct {
-        const char *name;
-        uint64_t value;
-    } rows[] = {
+    keel_stat_t rows[12 + KEEL_SERVER_MAX_EXTRA_STATS] = {
         {"received", s->received},
         {"requests", s->requests},
         {"oneway", s->oneway},
@@ -637,10 +645,16 @@ s_stats (keel_server_t *self, keel_request_t *req, void *arg)
         {"forwarded", s->forwarded},
         {"send_failed", s->send_failed},
     };
-    enum { N = sizeof rows / sizeof rows[0] };
-    Keel__Counter counters[N];
-    Keel__Counter *pointers[N];
-    for (size_t i = 0; i < N; i++) {
+    size_t n = 12;
+    if (self->stats_fn) {
+        size_t extra = self->stats_fn (self->stats_arg, rows + n,
+                                       KEEL_SERVER_MAX_EXTRA_STATS);
+        n += extra < KEEL_SERVER_MAX_EXTRA_STATS ? extra
+                                                 : KEEL_SERVER_MAX_EXTRA_STATS;
+    }
+    Keel__Counter counters[12 + KEEL_SERVER_MAX_EXTRA_STATS];
+    Keel__Counter *pointers[12 + KEEL_SERVER_MAX_EXTRA_STATS];
+    for (size_t i = 0; i < n; i++) {
         keel__counter__init (&counters[i]);
         counters[i].name = (char *)rows[i].name;
         counters[i].value = rows[i].value;
@@ -648,7 +662,7 @@ s_stats (keel_server_t *self, keel_request_t *req, void *arg)
     }
     Keel__Stats stats = KEEL__STATS__INIT;
     stats.name = self->name;
-    stats.n_counters = N;
+    stats.n_counters = n;
     stats.counters = pointers;
     keel_server_reply (self, req, &stats.base);
     return KEEL_OK;

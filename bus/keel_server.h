@@ -91,6 +91,23 @@ zsock_t *keel_server_sock (keel_server_t *self);
 int keel_server_on (keel_server_t *self, const char *type, keel_handler_fn *fn,
                     void *arg);
 
+//  A named counter an owner adds to the server's "keel.stats" answer.
+typedef struct {
+    const char *name; //  borrowed until the function returns
+    uint64_t value;
+} keel_stat_t;
+
+//  Fill at most `max` rows with the owner's counters; return how many.
+typedef size_t (keel_server_stats_fn) (void *arg, keel_stat_t *rows,
+                                       size_t max);
+
+//  Add the owner's counters (at most KEEL_SERVER_MAX_EXTRA_STATS) after the
+//  server's own in its "keel.stats" answers. A later call replaces `fn`;
+//  NULL removes it.
+#define KEEL_SERVER_MAX_EXTRA_STATS 64
+void keel_server_set_stats_fn (keel_server_t *self, keel_server_stats_fn *fn,
+                               void *arg);
+
 //  Handle requests whose envelope.service names another service: `fn` gets
 //  them instead of an UNKNOWN_SERVICE reply (the node front door forwards
 //  them to local actors). NULL removes the forwarder.

@@ -540,29 +540,13 @@ s_fetch (keel_server_t *server, keel_request_t *req, void *arg)
     return KEEL_OK;
 }
 
-//  keel.stats: the server's counters, then the registry's own.
-static int
-s_stats (keel_server_t *server, keel_request_t *req, void *arg)
+//  keel.stats: after the server's counters, the registry's own.
+static size_t
+s_stats (void *arg, keel_stat_t *rows, size_t max)
 {
     self_t *self = (self_t *)arg;
-    const keel_server_stats_t *s = keel_server_stats (server);
     const s_repl_stats_t *r = &self->repl;
-    struct {
-        const char *name;
-        uint64_t value;
-    } rows[] = {
-        {"received", s->received},
-        {"requests", s->requests},
-        {"oneway", s->oneway},
-        {"replies", s->replies},
-        {"errors", s->errors},
-        {"malformed", s->malformed},
-        {"too_large", s->too_large},
-        {"unknown_type", s->unknown_type},
-        {"unknown_service", s->unknown_service},
-        {"wrong_kind", s->wrong_kind},
-        {"forwarded", s->forwarded},
-        {"send_failed", s->send_failed},
+    const keel_stat_t mine[] = {
         {"instances", keel_catalog_size (self->catalog)},
         {"replicas", keel_catalog_replicas (self->catalog)},
         {"probe_refused", self->probe_refused},
@@ -577,21 +561,10 @@ s_stats (keel_server_t *server, keel_request_t *req, void *arg)
         {"fetched", r->fetched},
         {"replicas_expired", r->replicas_expired},
     };
-    enum { N = sizeof rows / sizeof rows[0] };
-    Keel__Counter counters[N];
-    Keel__Counter *pointers[N];
-    for (size_t i = 0; i < N; i++) {
-        keel__counter__init (&counters[i]);
-        counters[i].name = (char *)rows[i].name;
-        counters[i].value = rows[i].value;
-        pointers[i] = &counters[i];
-    }
-    Keel__Stats stats = KEEL__STATS__INIT;
-    stats.name = (char *)keel_server_name (server);
-    stats.n_counters = N;
-    stats.counters = pointers;
-    keel_server_reply (server, req, &stats.base);
-    return KEEL_OK;
+    size_t n = sizeof mine / sizeof mine[0];
+    n = n < max ? n : max;
+    memcpy (rows, mine, n * sizeof *rows);
+    return n;
 }
 
 // ---------------------------------------------------------------------------
@@ -976,7 +949,7 @@ keel_registry_actor (zsock_t *pipe, void *args)
         keel_server_on (self.server, "registry.snapshot", s_snapshot, &self);
         keel_server_on (self.server, "registry.digest", s_digest, &self);
         keel_server_on (self.server, "registry.fetch", s_fetch, &self);
-        keel_server_on (self.server, "keel.stats", s_stats, &self);
+        keel_server_set_stats_fn (self.server, s_stats, &self);
         zloop_reader (self.loop, keel_server_sock (self.server), s_on_request,
                       &self);
         zloop_reader (self.loop, keel_prober_sock (self.prober), s_on_probe,
