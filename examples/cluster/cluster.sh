@@ -219,11 +219,9 @@ cmd_start() {
     clean_run_dir
     mkdir -p "$run" || die "cannot create $run"
     echo "$b" >"$run/base-port"
-    # A first (the registry), then C (its services register there), then B
-    # (the saga coordinator, which looks them up once and then follows the
-    # registry's events). Started together, B could look up a service just
-    # before it registers and miss the event saying it did, published
-    # before B's subscription reached A over tcp (see README.md).
+    # A first, then C (its services register there and replicate to A),
+    # then B (the saga coordinator, whose own registry fills from A's and
+    # C's): each waited for, so the demo's first saga finds its services.
     for node in a c b; do
         write_config "$node" "$b"
         # In the run directory, so node B's saga log (a relative path) is
@@ -241,6 +239,13 @@ cmd_start() {
         # through the gateway finds no instance.
         if [ "$node" = c ] &&
             ! wait_registered "$(bus_of a "$b")" 10 orders inventory payments echo; then
+            stop_all >/dev/null
+            exit 1
+        fi
+        # B's registry starts empty and fills from its peers within an
+        # anti-entropy round; the coordinator looks there.
+        if [ "$node" = b ] &&
+            ! wait_registered "$(bus_of b "$b")" 10 orders inventory payments; then
             stop_all >/dev/null
             exit 1
         fi
