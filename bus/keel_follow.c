@@ -1,11 +1,15 @@
 /*  keel_follow.c - follow services in the registry. See keel_follow.h.
 
     services (zhashx name -> s_service_t)
-        items[]: Keel__Instance copies, sorted by id, healthy only
+        items[]: Keel__Instance copies, sorted by id, healthy only (but
+                 a discover answer is kept whole if keep_discovered)
         index:   registry index the list is current to; events at or below
                  it are already in the list
         discover_id: a discover in flight; events meanwhile mark it dirty
                  (then it discovers again when the answer comes)
+
+    Each change applied (a discover answer, an event) is then told to the
+    on_change callback, if any: RESET, UPSERT or REMOVE.
 */
 #include "keel_follow.h"
 #include "keel_client.h"
@@ -29,11 +33,16 @@ typedef struct {
 } s_service_t;
 
 struct _keel_follow_t {
-    keel_client_t *client;  //  registry requests
-    keel_subscriber_t *sub; //  registry events, or NULL
-    zhashx_t *services;     //  name -> s_service_t
-    zloop_t *loop;          //  attached to, or NULL
-    int timer_id;           //  retry timer
+    char *sender;               //  our name, for the log
+    keel_client_t *client;      //  registry requests
+    keel_subscriber_t *sub;     //  registry events, or NULL
+    zhashx_t *services;         //  name -> s_service_t
+    zloop_t *loop;              //  attached to, or NULL
+    int timer_id;               //  retry timer
+    keel_follow_fn *on_change;  //  told of each change, or NULL
+    void *on_change_arg;        //  its argument
+    bool keep_discovered;       //  keep discover answers whole
+    keel_ratelimit_t log_limit; //  discover failures
 };
 
 static void
@@ -112,18 +121,19 @@ s_remove (s_service_t *service, const char *id)
     service->n--;
 }
 
-static void
+//  Returns 0, or -1 if out of memory (the list is as it was).
+static int
 s_upsert (s_service_t *service, const Keel__Instance *inst)
 {
     Keel__Instance *copy = s_copy (inst);
     if (!copy)
-        return;
+        return -1;
     bool found;
     size_t at = s_find (service, inst->id, &found);
     if (found) {
         keel__instance__free_unpacked (service->items[at], NULL);
         service->items[at] = copy;
-        return;
+        return 0;
     }
     if (service->n == service->cap) {
         size_t cap = service->cap ? 2 * service->cap : 8;
@@ -131,7 +141,7 @@ s_upsert (s_service_t *service, const Keel__Instance *inst)
             service->items, cap * sizeof (Keel__Instance *));
         if (!items) {
             keel__instance__free_unpacked (copy, NULL);
-            return;
+            return -1;
         }
         service->items = items;
         service->cap = cap;
@@ -140,31 +150,55 @@ s_upsert (s_service_t *service, const Keel__Instance *inst)
              (service->n - at) * sizeof (Keel__Instance *));
     service->items[at] = copy;
     service->n++;
+    return 0;
 }
 
 static void s_discover (keel_follow_t *self, s_service_t *service);
+
+//  Tell the caller of a change applied; `ok` false: it was not applied
+//  whole (out of memory). Either failing, discover again in a second.
+static void
+s_changed (s_service_t *service, keel_follow_change_t change,
+           const Keel__Instance *inst, bool ok)
+{
+    keel_follow_t *self = service->owner;
+    if (ok && self->on_change &&
+        self->on_change (self, service->name, change, inst,
+                         self->on_change_arg) == -1)
+        ok = false;
+    if (!ok && !service->discover_id)
+        service->retry_at = keel_now_ms () + 1000;
+}
 
 static void
 s_on_discover (keel_client_t *client, const keel_reply_t *reply, void *arg)
 {
     (void)client;
     s_service_t *service = (s_service_t *)arg;
+    keel_follow_t *self = service->owner;
     service->discover_id = 0;
     Keel__InstanceList *list =
         reply->code == KEEL_OK
             ? keel__instance_list__unpack (NULL, reply->size, reply->data)
             : NULL;
     if (!list) {
+        keel_log_limited (
+            &self->log_limit, keel_now_ms (), "%s: cannot discover %s: %s",
+            self->sender, service->name,
+            reply->code ? keel_strerror (reply->code) : "malformed reply");
         service->retry_at = keel_now_ms () + 1000;
         return;
     }
     s_items_clear (service);
+    bool ok = true;
     for (size_t i = 0; i < list->n_instances; i++)
-        if (s_healthy (list->instances[i]))
-            s_upsert (service, list->instances[i]);
+        if (self->keep_discovered || s_healthy (list->instances[i]))
+            if (s_upsert (service, list->instances[i]) == -1)
+                ok = false;
     service->index = list->index;
     service->discovered = true;
     keel__instance_list__free_unpacked (list, NULL);
+    s_changed (service, KEEL_FOLLOW_RESET, NULL, ok);
     if (service->dirty) {
         service->dirty = false;
         s_discover (service->owner, service);
@@ -187,10 +221,13 @@ s_discover (keel_follow_t *self, s_service_t *service)
 }
 
 keel_follow_t *
-keel_follow_new (const char *sender, const char *endpoint, const char *events)
+keel_follow_new (const char *sender, const char *endpoint, const char *registry,
+                 const char *events)
 {
     keel_follow_t *self = (keel_follow_t *)zmalloc (sizeof (keel_follow_t));
-    self->client = keel_client_new (sender, endpoint, "registry");
+    self->sender = strdup (sender);
+    self->client =
+        keel_client_new (sender, endpoint, registry ? registry : "registry");
     self->services = zhashx_new ();
     if (events) {
         self->sub = keel_subscriber_new ();
@@ -199,7 +236,8 @@ keel_follow_new (const char *sender, const char *endpoint, const char *events)
         else
             keel_subscriber_destroy (&self->sub);
     }
-    if (!self->client || !self->services || (events && !self->sub)) {
+    if (!self->sender || !self->client || !self->services ||
+        (events && !self->sub)) {
         keel_follow_destroy (&self);
         return NULL;
     }
@@ -221,6 +259,7 @@ keel_follow_destroy (keel_follow_t **self_p)
     keel_client_destroy (&self->client);
     keel_subscriber_destroy (&self->sub);
     zhashx_destroy (&self->services);
+    free (self->sender);
     free (self);
     *self_p = NULL;
 }
@@ -242,10 +281,12 @@ s_apply (keel_follow_t *self, const char *type, const Keel__RegistryEvent *ev)
     if (ev->index <= service->index)
         return;
     service->index = ev->index;
-    if (streq (type, "registry.deregistered") || !s_healthy (inst))
+    if (streq (type, "registry.deregistered") || !s_healthy (inst)) {
         s_remove (service, inst->id);
-    else
-        s_upsert (service, inst);
+        s_changed (service, KEEL_FOLLOW_REMOVE, inst, true);
+    } else
+        s_changed (service, KEEL_FOLLOW_UPSERT, inst,
+                   s_upsert (service, inst) == 0);
 }
 
 static void
@@ -296,6 +337,27 @@ s_on_timer (zloop_t *loop, int timer_id, void *arg)
         if (service->retry_at && now >= service->retry_at)
             s_discover (self, service);
     return 0;
+}
+
+void
+keel_follow_on_change (keel_follow_t *self, keel_follow_fn *fn, void *arg)
+{
+    self->on_change = fn;
+    self->on_change_arg = arg;
+}
+
+void
+keel_follow_set_keep_discovered (keel_follow_t *self, bool keep)
+{
+    self->keep_discovered = keep;
+}
+
+void
+keel_follow_set_max_msg_size (keel_follow_t *self, size_t max_size)
+{
+    keel_client_set_max_msg_size (self->client, max_size);
+    if (self->sub)
+        keel_subscriber_set_max_msg_size (self->sub, max_size);
 }
 
 int

@@ -2,9 +2,12 @@
     of each service a caller watches, kept current by the registry's watch
     events (one "registry.discover" per service, then events; a missed event
     makes it discover again). For callers that pick an instance per call
-    (the saga coordinator).
+    (the saga coordinator), and for callers that keep their own view of the
+    instances and are told of each change (the gateway's balancers:
+    keel_follow_on_change).
 
-        keel_follow_t *follow = keel_follow_new ("saga", reg_ep, reg_events);
+        keel_follow_t *follow =
+            keel_follow_new ("saga", reg_ep, "registry", reg_events);
         keel_follow_attach (follow, loop);
         keel_follow_watch (follow, "payments");
         ...
@@ -29,15 +32,51 @@ extern "C" {
 
 typedef struct _keel_follow_t keel_follow_t;
 
+//  What changed in a followed service's instances.
+typedef enum {
+    KEEL_FOLLOW_RESET,  //  a discover answer replaced them all: read them
+                        //  with keel_follow_instances; `instance` is NULL
+    KEEL_FOLLOW_UPSERT, //  `instance` joined, or changed (endpoint,
+                        //  weight, tags, health: still healthy)
+    KEEL_FOLLOW_REMOVE, //  `instance` left: deregistered, or no longer
+                        //  healthy (it may not have been known)
+} keel_follow_change_t;
+
+//  Told of one change to `service`, after the follower applied it (so
+//  keel_follow_instances already shows it). `instance` is borrowed for the
+//  call. It may call any keel_follow function but keel_follow_destroy.
+//  Returns 0, or -1 when it could not apply the change (out of memory, an
+//  instance it refuses): the follower then discovers the service again in
+//  a second, and tells it RESET.
+typedef int (keel_follow_fn) (keel_follow_t *follow, const char *service,
+                              keel_follow_change_t change,
+                              const Keel__Instance *instance, void *arg);
+
 //  Create a follower sending as `sender` to the registry at `endpoint`
-//  (its request endpoint; service name "registry") and listening to its
-//  events at `events` (NULL: no events, discover only). Returns NULL on a
-//  bad endpoint or out of memory. Caller owns it.
+//  (its request endpoint), addressing its requests to the service
+//  `registry` (the registry actor's name; NULL = "registry"), and
+//  listening to its events at `events` (NULL: no events, discover only).
+//  Returns NULL on a bad endpoint or out of memory. Caller owns it.
 keel_follow_t *keel_follow_new (const char *sender, const char *endpoint,
-                                const char *events);
+                                const char *registry, const char *events);
 
 //  Destroy; nulls *self_p. Detaches from its loop.
 void keel_follow_destroy (keel_follow_t **self_p);
+
+//  Call `fn` with `arg` for each change to a followed service (NULL: no
+//  calls), from the loop (never from inside another keel_follow call).
+void keel_follow_on_change (keel_follow_t *self, keel_follow_fn *fn, void *arg);
+
+//  Keep a discover answer whole instead of only its healthy instances.
+//  They differ when the registry's protect threshold trips (too few
+//  healthy instances: discovery returns them all, so the load spreads
+//  rather than crushes the healthy few). Events still remove an instance
+//  that turns unhealthy. Default false.
+void keel_follow_set_keep_discovered (keel_follow_t *self, bool keep);
+
+//  Largest frame sent to or accepted from the registry, events included
+//  (0 = no limit). Default KEEL_DEFAULT_MAX_MSG_SIZE.
+void keel_follow_set_max_msg_size (keel_follow_t *self, size_t max_size);
 
 //  Drive it from `loop` (events, discover replies, retries every second
 //  while the registry does not answer). Returns 0 or -1.

@@ -33,7 +33,7 @@
 #include "jwt.h"
 #include "keel_client.h"
 #include "keel_config.h"
-#include "keel_events.h"
+#include "keel_follow.h"
 #include "keel_node.h"
 #include "keel_server.h"
 #include "metrics.h"
@@ -85,13 +85,8 @@ struct _s_service_t {
     char *name;               //  registry service name
     char *http_type;          //  "users.http": the type bus requests carry
     keel_route_target_t kind; //  BUS or HTTP
-    keel_balancer_t *lb;      //  healthy instances
-    bool discovered;          //  a snapshot was applied
-    bool dirty;               //  events arrived while discovering
-    uint64_t discover_id;     //  pending discover request, or 0
-    uint64_t index;           //  registry index of the last change seen
-    int64_t retry_at;         //  discover again at (after a failure)
-    int64_t asked_at;         //  last discover sent (keel_now_ms)
+    keel_balancer_t *lb;      //  instances as self->follow has them
+                              //  (those with this kind's endpoints)
     keel_metric_t *upstream;  //  upstream duration histogram
 };
 
@@ -149,9 +144,8 @@ struct _self_t {
     zhashx_t *route_states;                 //  name -> s_route_state_t
     zhashx_t *services;                     //  key -> s_service_t
     zlistx_t *graveyard;                    //  s_instance_t to free on the tick
-    keel_client_t *registry;                //  discover requests, or NULL
+    keel_follow_t *follow;                  //  the registry, or NULL
     keel_client_t *saga;                    //  the saga coordinator, or NULL
-    keel_subscriber_t *registry_events;     //  its events, or NULL
     keel_breaker_mirror_t *mirror;          //  breakers
     keel_classifier_t classifier;           //  what counts as failure
     const char *health_path;                //  "" = off
@@ -173,10 +167,9 @@ struct _self_t {
                                              //  batch of events (s_clock)
     uint64_t id_seed;                        //  request id generator state
     uint64_t id_counter;
-    uint64_t calls_open;        //  s_call_t alive
-    zlistx_t *spare_calls;      //  freed s_call_t kept for reuse
-    uint64_t reloads_failed;    //  reloads refused
-    keel_ratelimit_t log_limit; //  warnings
+    uint64_t calls_open;     //  s_call_t alive
+    zlistx_t *spare_calls;   //  freed s_call_t kept for reuse
+    uint64_t reloads_failed; //  reloads refused
 };
 
 static void s_attempt (s_call_t *call);
@@ -313,7 +306,7 @@ s_table_unref (s_table_t **table_p)
     free (table);
 }
 
-static void s_service_follow (self_t *self, s_service_t *service);
+static int s_service_sync (self_t *self, s_service_t *service);
 static void s_on_instance_dropped (const keel_upstream_t *upstream, void *user,
                                    void *arg);
 
@@ -356,7 +349,12 @@ s_service_get (self_t *self, const keel_route_t *route)
         return NULL;
     }
     zhashx_insert (self->services, key, service);
-    s_service_follow (self, service);
+    if (self->follow) {
+        //  Another policy's route may have followed it already: start from
+        //  what is known (nothing before its first discovery).
+        keel_follow_watch (self->follow, service->name);
+        s_service_sync (self, service);
+    }
     return service;
 }
 
@@ -484,39 +482,20 @@ s_endpoint_fits (s_service_t *service, const char *endpoint)
     return service->kind == KEEL_ROUTE_TARGET_HTTP ? http : !http;
 }
 
-static bool
-s_discoverable (const Keel__Instance *inst)
+//  Make the balancer the follower's instances of its service (after a
+//  discovery). Returns 0, or -1 on an instance it refuses or out of memory.
+static int
+s_service_sync (self_t *self, s_service_t *service)
 {
-    int status =
-        inst->health ? inst->health->status : KEEL__HEALTH_STATUS__PASSING;
-    return status == KEEL__HEALTH_STATUS__PASSING ||
-           status == KEEL__HEALTH_STATUS__WARNING;
-}
-
-static void
-s_on_discover (keel_client_t *client, const keel_reply_t *reply, void *arg)
-{
-    (void)client;
-    s_service_t *service = (s_service_t *)arg;
-    self_t *self = service->self;
-    service->discover_id = 0;
-    Keel__InstanceList *list =
-        reply->code == KEEL_OK
-            ? keel__instance_list__unpack (NULL, reply->size, reply->data)
-            : NULL;
-    if (!list) {
-        keel_log_limited (
-            &self->log_limit, keel_now_ms (), "%s: cannot discover %s: %s",
-            self->name, service->name,
-            reply->code ? keel_strerror (reply->code) : "malformed reply");
-        service->retry_at = keel_now_ms () + 1000;
-        return;
-    }
-    keel_upstream_spec_t *specs = (keel_upstream_spec_t *)calloc (
-        list->n_instances ? list->n_instances : 1, sizeof *specs);
+    const Keel__Instance *const *list;
+    size_t count = keel_follow_instances (self->follow, service->name, &list);
+    keel_upstream_spec_t *specs =
+        (keel_upstream_spec_t *)calloc (count ? count : 1, sizeof *specs);
+    if (!specs)
+        return -1;
     size_t n = 0;
-    for (size_t i = 0; specs && i < list->n_instances; i++) {
-        Keel__Instance *inst = list->instances[i];
+    for (size_t i = 0; i < count; i++) {
+        const Keel__Instance *inst = list[i];
         if (!s_endpoint_fits (service, inst->endpoint))
             continue;
         specs[n].id = inst->id;
@@ -526,58 +505,30 @@ s_on_discover (keel_client_t *client, const keel_reply_t *reply, void *arg)
         specs[n].n_tags = inst->n_tags;
         n++;
     }
-    if (specs && keel_balancer_reset (service->lb, specs, n) == 0) {
-        service->discovered = true;
-        service->index = list->index;
-    } else
-        service->retry_at = keel_now_ms () + 1000;
+    int rc = keel_balancer_reset (service->lb, specs, n);
     free (specs);
-    keel__instance_list__free_unpacked (list, NULL);
-    if (service->dirty) {
-        //  Events came while we waited: they may be newer than the answer.
-        service->dirty = false;
-        s_service_follow (self, service);
-    }
+    return rc;
 }
 
-//  Ask the registry for the service's healthy instances.
-static void
-s_service_follow (self_t *self, s_service_t *service)
+//  The follower's news of `name`: feed the balancer of each policy that
+//  routes to it.
+static int
+s_on_follow (keel_follow_t *follow, const char *name,
+             keel_follow_change_t change, const Keel__Instance *inst, void *arg)
 {
-    if (!self->registry || service->discover_id)
-        return;
-    Keel__DiscoverRequest req = KEEL__DISCOVER_REQUEST__INIT;
-    req.service = service->name;
-    keel_call_opts_t opts = {.timeout_ms = 2000, .idempotent = true};
-    service->asked_at = keel_now_ms ();
-    service->discover_id =
-        keel_client_request (self->registry, "registry.discover", &req.base,
-                             &opts, s_on_discover, service);
-    service->retry_at = service->discover_id ? 0 : keel_now_ms () + 1000;
-}
-
-static void
-s_apply_event (self_t *self, const char *type, Keel__RegistryEvent *event)
-{
-    Keel__Instance *inst = event->instance;
-    if (!inst || !inst->service)
-        return;
+    (void)follow;
+    self_t *self = (self_t *)arg;
+    int rc = 0;
     void *item = zhashx_first (self->services);
     for (; item; item = zhashx_next (self->services)) {
         s_service_t *service = (s_service_t *)item;
-        if (!streq (service->name, inst->service))
+        if (!streq (service->name, name))
             continue;
-        if (service->discover_id) {
-            service->dirty = true;
-            continue;
-        }
-        if (event->index <= service->index)
-            continue; //  the snapshot had it
-        service->index = event->index;
-        bool keep = !streq (type, "registry.deregistered") &&
-                    s_discoverable (inst) &&
-                    s_endpoint_fits (service, inst->endpoint);
-        if (keep) {
+        if (change == KEEL_FOLLOW_RESET) {
+            if (s_service_sync (self, service) == -1)
+                rc = -1;
+        } else if (change == KEEL_FOLLOW_UPSERT &&
+                   s_endpoint_fits (service, inst->endpoint)) {
             keel_upstream_spec_t spec = {inst->id, inst->endpoint, inst->weight,
                                          (const char *const *)inst->tags,
                                          inst->n_tags};
@@ -585,44 +536,7 @@ s_apply_event (self_t *self, const char *type, Keel__RegistryEvent *event)
         } else
             keel_balancer_remove (service->lb, inst->id);
     }
-}
-
-static void
-s_rediscover_all (self_t *self)
-{
-    void *item = zhashx_first (self->services);
-    for (; item; item = zhashx_next (self->services)) {
-        s_service_t *service = (s_service_t *)item;
-        if (service->discover_id)
-            service->dirty = true;
-        else
-            s_service_follow (self, service);
-    }
-}
-
-static int
-s_on_registry_event (zloop_t *loop, zsock_t *sock, void *arg)
-{
-    (void)loop;
-    (void)sock;
-    self_t *self = (self_t *)arg;
-    const keel_event_t *event;
-    int budget = 1000;
-    while (budget-- > 0 &&
-           (event = keel_subscriber_recv (self->registry_events, 0))) {
-        if (event->gap || event->reset) {
-            s_rediscover_all (self);
-            continue;
-        }
-        const Keel__Envelope *env = event->envelope;
-        Keel__RegistryEvent *ev = keel__registry_event__unpack (
-            NULL, env->payload.len, env->payload.data);
-        if (!ev)
-            continue;
-        s_apply_event (self, env->type, ev);
-        keel__registry_event__free_unpacked (ev, NULL);
-    }
-    return 0;
+    return rc;
 }
 
 // ---------------------------------------------------------------------------
@@ -1144,13 +1058,11 @@ s_attempt (s_call_t *call)
                   service->target);
         //  Perhaps a registration's event was missed (a subscriber misses
         //  what is published before it is heard): ask the registry again,
-        //  at most twice a second.
-        if (service->discover_id == 0 &&
-            (!service->discovered ||
-             S_NOW_MS (self) - service->asked_at >= 500))
-            s_service_follow (self, service);
-        else if (service->discover_id)
-            service->dirty = true;
+        //  at most twice a second once it answered.
+        if (self->follow)
+            keel_follow_refresh (
+                self->follow, service->name,
+                keel_follow_ready (self->follow, service->name) ? 500 : 0);
         s_finish_error (call, 503, "no_instance", message, "1");
         return;
     }
@@ -1997,13 +1909,6 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
     if (self->access_log)
         fflush (self->access_log);
     s_clock (self);
-    int64_t now = S_NOW_MS (self);
-    void *item = zhashx_first (self->services);
-    for (; item; item = zhashx_next (self->services)) {
-        s_service_t *service = (s_service_t *)item;
-        if (service->retry_at && now >= service->retry_at)
-            s_service_follow (self, service);
-    }
     return 0;
 }
 
@@ -2134,22 +2039,16 @@ s_self_init (self_t *self)
     const char *r_ev =
         r_ep ? keel_directory_events (args->directory, registry_name) : NULL;
     if (r_ep) {
-        self->registry = keel_client_new (self->name, r_ep, registry_name);
-        if (!self->registry)
-            return "cannot reach the registry";
-        keel_client_attach (self->registry, self->loop);
-        if (r_ev) {
-            self->registry_events = keel_subscriber_new ();
-            if (!self->registry_events ||
-                keel_subscriber_connect (self->registry_events, r_ev) == -1)
-                return "cannot follow the registry's events";
-            keel_subscriber_set_max_msg_size (self->registry_events,
-                                              args->max_msg_size);
-            keel_subscriber_subscribe (self->registry_events, "registry.");
-            zloop_reader (self->loop,
-                          keel_subscriber_sock (self->registry_events),
-                          s_on_registry_event, self);
-        }
+        self->follow = keel_follow_new (self->name, r_ep, registry_name, r_ev);
+        if (!self->follow)
+            return "cannot follow the registry";
+        keel_follow_set_max_msg_size (self->follow, args->max_msg_size);
+        //  Discovery's answer as it is (all instances when the registry's
+        //  protect threshold trips).
+        keel_follow_set_keep_discovered (self->follow, true);
+        keel_follow_on_change (self->follow, s_on_follow, self);
+        if (keel_follow_attach (self->follow, self->loop) == -1)
+            return "cannot follow the registry";
     } else
         zsys_warning ("%s: no registry in the directory: every route to a "
                       "service answers 503",
@@ -2227,8 +2126,7 @@ s_self_destroy (self_t *self)
     }
     zlistx_destroy (&self->spare_calls);
     keel_breaker_mirror_destroy (&self->mirror);
-    keel_subscriber_destroy (&self->registry_events);
-    keel_client_destroy (&self->registry);
+    keel_follow_destroy (&self->follow);
     keel_client_destroy (&self->saga);
     keel_auth_destroy (&self->auth);
     keel_server_destroy (&self->server);

@@ -361,10 +361,18 @@ s_send (self_t *self, s_saga_t *saga, const keel_saga_cmd_t *cmd)
             inst = candidate;
     }
     (*counter)++;
-    if (!inst) {
-        //  Perhaps a registration's event was missed: ask again (at most
-        //  twice a second).
+    if (!inst && n == 0) {
+        //  No instance at all (the participant's node is down, or it is
+        //  being restarted): the command waits for one until its attempt's
+        //  deadline, as before the first discovery, instead of burning its
+        //  attempts at once. Perhaps a registration's event was missed: ask
+        //  again (at most twice a second).
         keel_follow_refresh (self->follow, step->service, 500);
+        s_park (self, saga, cmd);
+        return;
+    }
+    if (!inst) {
+        //  Instances, but every breaker refuses: fail the attempt now.
         char text[256];
         snprintf (text, sizeof text, "no healthy instance of %s",
                   step->service);
@@ -1412,7 +1420,7 @@ s_self_init (self_t *self)
     if (!r_ep)
         return "no registry in the directory: participants cannot be found";
     self->follow = keel_follow_new (
-        self->name, r_ep,
+        self->name, r_ep, registry_name,
         keel_directory_events (args->directory, registry_name));
     if (!self->follow || keel_follow_attach (self->follow, self->loop) == -1)
         return "cannot follow the registry";
