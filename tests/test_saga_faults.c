@@ -16,6 +16,7 @@
 #include "breaker_actor.h"
 #include "keel_client.h"
 #include "keel_node.h"
+#include "node.pb-c.h"
 #include "registry.pb-c.h"
 #include "registry_actor.h"
 #include "saga.pb-c.h"
@@ -245,6 +246,24 @@ s_try_effects (s_node_t *self)
     return doc;
 }
 
+//  Counter `name` of the coordinator's keel.stats.
+static uint64_t
+s_saga_counter (s_node_t *self, const char *name)
+{
+    Keel__Stats *stats = NULL;
+    keel_err_t rc = keel_client_call (self->saga, "keel.stats", NULL, NULL,
+                                      &keel__stats__descriptor,
+                                      (ProtobufCMessage **)&stats, NULL);
+    ck_assert_int_eq (rc, KEEL_OK);
+    uint64_t value = UINT64_MAX;
+    for (size_t k = 0; k < stats->n_counters; k++)
+        if (streq (stats->counters[k]->name, name))
+            value = stats->counters[k]->value;
+    keel__stats__free_unpacked (stats, NULL);
+    ck_assert_msg (value != UINT64_MAX, "no counter %s", name);
+    return value;
+}
+
 //  Actions the shop has answered late and not yet (delay_ms), all services.
 static long long
 s_pending (json_t *effects)
@@ -300,7 +319,7 @@ START_TEST (test_log_full_in_flight)
     //  declined, so they compensate): the fault comes while their charge is
     //  out.
     char *ids[S_ACCEPTED];
-    int delay = testutil_slack (600);
+    int delay = testutil_slack (1500);
     for (int i = 0; i < S_ACCEPTED; i++) {
         char *input = zsys_sprintf (
             "{\"item\":\"apple\",\"qty\":1,\"amount\":5,\"delay_ms\":%d,"
@@ -330,7 +349,27 @@ START_TEST (test_log_full_in_flight)
         }
     }
 
+    //  The status shows a charge RUNNING as soon as the coordinator decided
+    //  it; the command goes out once that decision is durable: wait until
+    //  payments has received all of them (the pear's and these).
+    int64_t received_by = zclock_mono () + testutil_slack (10000);
+    while (true) {
+        json_t *effects = s_try_effects (node);
+        ck_assert_ptr_nonnull (effects);
+        json_int_t received = json_integer_value (json_object_get (
+            json_object_get (effects, "payments"), "requests"));
+        json_decref (effects);
+        if (received >= 1 + S_ACCEPTED)
+            break;
+        ck_assert_msg (zclock_mono () < received_by,
+                       "payments received %lld charges, not %d",
+                       (long long)received, 1 + S_ACCEPTED);
+        zclock_sleep (5); //  polling the shop, bounded
+    }
+
+    uint64_t failures_before = s_saga_counter (node, "log_write_failures");
     // ---- the disk is full: no ck_assert until it has room again -------
+    int64_t full_at = zclock_mono ();
     s_disk_full (true);
     //  New starts: refused, with the log's error.
     int refused = 0, tried = 0;
@@ -387,7 +426,16 @@ START_TEST (test_log_full_in_flight)
     int late_code = code;
     char *late_error = error;
     s_disk_full (false);
+    int64_t full_ms = zclock_mono () - full_at;
     // ---- room again ------------------------------------------------------
+    //  Failed writes are tried again after a pause that doubles up to 1 s,
+    //  not in a loop: a few per second at most.
+    uint64_t failures =
+        s_saga_counter (node, "log_write_failures") - failures_before;
+    ck_assert_msg (failures >= 1, "no log write failed");
+    ck_assert_msg (failures <= 10 + (uint64_t)full_ms / 500,
+                   "%llu failed writes in %lld ms",
+                   (unsigned long long)failures, (long long)full_ms);
 
     ck_assert_msg (refused == tried, "%d of %d starts refused; first: %s",
                    refused, tried, first_error);

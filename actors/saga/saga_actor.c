@@ -82,6 +82,8 @@ struct _self_t {
     keel_publisher_t *publisher; //  events
     keel_saga_log_t *log;        //  durable state
     char *log_error;             //  last write failure, or NULL
+    int64_t retry_at_ms;         //  no write again before (monotonic)
+    int write_failures;          //  failed writes in a row (backoff)
     zhashx_t *defs;              //  "name@version" -> Keel__SagaDefinition
     zhashx_t *latest;            //  "name" -> (borrowed) latest version
     zhashx_t *sagas;             //  id -> s_saga_t (unfinished, or not
@@ -109,6 +111,9 @@ struct _self_t {
     uint64_t refused;           //  starts refused (log down)
     keel_ratelimit_t log_limit; //  warnings
 };
+
+//  First pause before a failed log write is tried again (doubles up to 1 s).
+#define S_WRITE_RETRY_MS 10
 
 static void s_schedule_flush (self_t *self);
 
@@ -592,6 +597,13 @@ s_batch_done (self_t *self, const char *error)
         //  never written are given up (their starts answered UNAVAILABLE);
         //  the others are written again (with their work) on the next tick.
         self->log_failures++;
+        //  Written again after a pause that doubles with each failure in a
+        //  row (10 ms .. 1 s): a full disk is not hammered, and the loop
+        //  stays free for replies and requests meanwhile.
+        int shift = self->write_failures < 7 ? self->write_failures : 7;
+        int64_t pause = (int64_t)S_WRITE_RETRY_MS << shift;
+        self->retry_at_ms = zclock_mono () + (pause < 1000 ? pause : 1000);
+        self->write_failures++;
         free (self->log_error);
         self->log_error = strdup (error);
         keel_log_limited (&self->log_limit, keel_now_ms (),
@@ -656,6 +668,7 @@ s_batch_done (self_t *self, const char *error)
     }
     //  Durable: mark, then do the work, in order.
     zstr_free (&self->log_error);
+    self->write_failures = 0;
     for (s_saga_t *saga = (s_saga_t *)zlistx_first (batch); saga;
          saga = (s_saga_t *)zlistx_next (batch))
         saga->persisted = true;
@@ -698,6 +711,8 @@ s_flush (self_t *self)
         return 0;
     if (zlistx_size (self->dirty) == 0 && self->n_work == 0)
         return 0;
+    if (self->log_error && zclock_mono () < self->retry_at_ms)
+        return 0; //  the tick writes again when the pause is over
     self->batch = self->dirty;
     self->dirty = zlistx_new ();
     self->batch_work = self->work;
@@ -812,8 +827,10 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
             waiter = (s_waiter_t *)zlistx_next (saga->waiters);
         }
     }
-    if (self->log_error && zlistx_size (self->dirty))
-        s_schedule_flush (self);
+    if (self->log_error && zlistx_size (self->dirty)) {
+        if (zclock_mono () >= self->retry_at_ms)
+            s_schedule_flush (self);
+    }
     else if (self->log_error && !self->writing && self->n_work == 0)
         //  Nothing is left to write again, so no write would ever clear the
         //  error and starts would be refused for good: let the next start
@@ -1276,6 +1293,26 @@ s_handle_list (keel_server_t *server, keel_request_t *request, void *arg)
 // ---------------------------------------------------------------------------
 //  Set-up
 
+//  keel.stats: after the server's counters, the coordinator's own.
+static size_t
+s_stats (void *arg, keel_stat_t *rows, size_t max)
+{
+    self_t *self = (self_t *)arg;
+    const keel_stat_t mine[] = {
+        {"sagas_started", self->started},
+        {"sagas_finished", self->finished},
+        {"sagas_stuck", self->stuck},
+        {"sagas_in_memory", zhashx_size (self->sagas)},
+        {"sagas_parked", zlistx_size (self->parked)},
+        {"starts_refused", self->refused},
+        {"log_write_failures", self->log_failures},
+    };
+    size_t n = sizeof mine / sizeof mine[0];
+    n = n < max ? n : max;
+    memcpy (rows, mine, n * sizeof (keel_stat_t));
+    return n;
+}
+
 static int
 s_on_unfinished (Keel__SagaRecord *record, void *arg)
 {
@@ -1451,6 +1488,7 @@ s_self_init (self_t *self)
 
     if (keel_actor_bind (args, self->server, self->publisher) == -1)
         return "cannot bind its endpoints";
+    keel_server_set_stats_fn (self->server, s_stats, self);
     keel_server_on (self->server, "saga.define", s_handle_define, self);
     keel_server_on (self->server, "saga.definitions", s_handle_definitions,
                     self);
