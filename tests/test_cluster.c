@@ -156,27 +156,6 @@ s_netns_setup (void)
 // ---------------------------------------------------------------------------
 //  Nodes
 
-static const char *s_order = "    definition\n"
-                             "        name = order\n"
-                             "        step\n"
-                             "            name = create\n"
-                             "            service = orders\n"
-                             "            action = create\n"
-                             "            compensation = cancel\n"
-                             "            non_retryable = CONFLICT\n"
-                             "        step\n"
-                             "            name = reserve\n"
-                             "            service = inventory\n"
-                             "            action = reserve\n"
-                             "            compensation = release\n"
-                             "            non_retryable = CONFLICT\n"
-                             "        step\n"
-                             "            name = charge\n"
-                             "            service = payments\n"
-                             "            action = charge\n"
-                             "            compensation = refund\n"
-                             "            non_retryable = CONFLICT\n";
-
 static void
 s_write_config (s_cluster_t *cl, int i)
 {
@@ -198,10 +177,12 @@ s_write_config (s_cluster_t *cl, int i)
         peers = more;
     }
     char *role = NULL;
-    if (i == 0)
-        role = zsys_sprintf ("saga\n    log = \"%s/saga.db\"\n%s", cl->dir,
-                             s_order);
-    else
+    if (i == 0) {
+        char *order = testutil_order_definition (NULL);
+        role =
+            zsys_sprintf ("saga\n    log = \"%s/saga.db\"\n%s", cl->dir, order);
+        zstr_free (&order);
+    } else
         role =
             zsys_sprintf ("shop\n    bind = \"tcp://%s:*\"\n"
                           "    services = %s\n",

@@ -22,31 +22,6 @@
 #define PY_CLIENT KEEL_SOURCE_DIR "/examples/saga-client/saga_client.py"
 #define PYTHON    "/usr/bin/python3"
 
-//  The dev node's demo saga (cli/keel.c): create order -> reserve stock ->
-//  charge payment, each undone in reverse when a later one fails.
-static const char *s_order = "saga\n"
-                             "    log = \":memory:\"\n"
-                             "    definition\n"
-                             "        name = order\n"
-                             "        step\n"
-                             "            name = create\n"
-                             "            service = orders\n"
-                             "            action = create\n"
-                             "            compensation = cancel\n"
-                             "            non_retryable = CONFLICT\n"
-                             "        step\n"
-                             "            name = reserve\n"
-                             "            service = inventory\n"
-                             "            action = reserve\n"
-                             "            compensation = release\n"
-                             "            non_retryable = CONFLICT\n"
-                             "        step\n"
-                             "            name = charge\n"
-                             "            service = payments\n"
-                             "            action = charge\n"
-                             "            compensation = refund\n"
-                             "            non_retryable = CONFLICT\n";
-
 // ---------------------------------------------------------------------------
 //  The node, as a process
 
@@ -66,25 +41,7 @@ s_wait_registered (s_node_t *node)
     keel_client_t *registry = keel_client_new ("tester", node->bus, "registry");
     ck_assert_ptr_nonnull (registry);
     const char *services[] = {"orders", "inventory", "payments"};
-    int64_t deadline = zclock_mono () + testutil_slack (10000);
-    for (int i = 0; i < 3; i++) {
-        while (true) {
-            Keel__DiscoverRequest req = KEEL__DISCOVER_REQUEST__INIT;
-            req.service = (char *)services[i];
-            Keel__InstanceList *list = NULL;
-            int rc = keel_client_call (registry, "registry.discover", &req.base,
-                                       NULL, &keel__instance_list__descriptor,
-                                       (ProtobufCMessage **)&list, NULL);
-            size_t n = rc == KEEL_OK ? list->n_instances : 0;
-            if (list)
-                protobuf_c_message_free_unpacked (&list->base, NULL);
-            if (n > 0)
-                break;
-            ck_assert_msg (zclock_mono () < deadline, "%s never registered",
-                           services[i]);
-            zclock_sleep (20); //  polling the registry, bounded
-        }
-    }
+    testutil_wait_discovered (registry, services, 3, testutil_slack (10000));
     keel_client_destroy (&registry);
 }
 
@@ -97,6 +54,9 @@ s_node_start (void)
     s_node_t node = {0};
     node.bus = zsys_sprintf ("tcp://127.0.0.1:%d", testutil_free_port ());
     node.events = zsys_sprintf ("tcp://127.0.0.1:%d", testutil_free_port ());
+    //  The dev node's demo saga (cli/keel.c): create order -> reserve stock
+    //  -> charge payment, each undone in reverse when a later one fails.
+    char *order = testutil_order_definition (NULL);
     char *text = zsys_sprintf ("node\n"
                                "    name = saga-client-test\n"
                                "    bus = \"%s\"\n"
@@ -105,8 +65,11 @@ s_node_start (void)
                                "        registry\n"
                                "        saga\n"
                                "        shop\n"
+                               "saga\n"
+                               "    log = \":memory:\"\n"
                                "%s",
-                               node.bus, node.events, s_order);
+                               node.bus, node.events, order);
+    zstr_free (&order);
     node.conf = testutil_write_temp (text);
     zstr_free (&text);
 

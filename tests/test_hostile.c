@@ -306,22 +306,6 @@ s_http_hostile (int port, const void *request, size_t size, bool close_write)
 
 // ---------------------------------------------------------------------------
 
-static uint64_t
-s_counter (keel_client_t *client, const char *name)
-{
-    Keel__Stats *stats = NULL;
-    ck_assert_int_eq (keel_client_call (client, "keel.stats", NULL, NULL,
-                                        &keel__stats__descriptor,
-                                        (ProtobufCMessage **)&stats, NULL),
-                      KEEL_OK);
-    uint64_t value = 0;
-    for (size_t i = 0; i < stats->n_counters; i++)
-        if (streq (stats->counters[i]->name, name))
-            value = stats->counters[i]->value;
-    protobuf_c_message_free_unpacked (&stats->base, NULL);
-    return value;
-}
-
 START_TEST (test_hostile_everything)
 {
     int bus_port = testutil_free_port ();
@@ -474,17 +458,17 @@ START_TEST (test_hostile_everything)
                           KEEL_OK);
         protobuf_c_message_free_unpacked (&pong->base, NULL);
         //  Its counters moved: garbage payloads, bad checks, wrong kinds.
-        ck_assert_uint_gt (s_counter (client, "unknown_type"), 0);
-        ck_assert_uint_gt (s_counter (client, "malformed"), 0);
-        ck_assert_uint_gt (s_counter (client, "wrong_kind"), 0);
+        ck_assert_uint_gt (testutil_stat (client, "unknown_type"), 0);
+        ck_assert_uint_gt (testutil_stat (client, "malformed"), 0);
+        ck_assert_uint_gt (testutil_stat (client, "wrong_kind"), 0);
         keel_client_destroy (&client);
     }
-    ck_assert_uint_gt (s_counter (door, "malformed"), 0);
-    ck_assert_uint_gt (s_counter (door, "wrong_kind"), 0);
+    ck_assert_uint_gt (testutil_stat (door, "malformed"), 0);
+    ck_assert_uint_gt (testutil_stat (door, "wrong_kind"), 0);
     //  A request for a service the node does not run: answered
     //  UNKNOWN_SERVICE by the node's forwarder, and counted as such.
-    ck_assert_uint_gt (s_counter (door, "errors"), 0);
-    ck_assert_uint_gt (s_counter (door, "unknown_service"), 0);
+    ck_assert_uint_gt (testutil_stat (door, "errors"), 0);
+    ck_assert_uint_gt (testutil_stat (door, "unknown_service"), 0);
 
     //  Registry: register and discover.
     keel_client_t *registry = keel_client_new ("tester", bus, "registry");

@@ -229,30 +229,12 @@ s_get (s_cluster_t *cl, int i, const char *id)
     return rc == KEEL_OK ? instance : NULL;
 }
 
-//  The value of counter `name` in node i's registry stats.
-static uint64_t
-s_counter (s_cluster_t *cl, int i, const char *name)
-{
-    Keel__Stats *stats = NULL;
-    keel_err_t rc = keel_client_call (cl->client[i], "keel.stats", NULL, NULL,
-                                      &keel__stats__descriptor,
-                                      (ProtobufCMessage **)&stats, NULL);
-    ck_assert_int_eq (rc, KEEL_OK);
-    uint64_t value = UINT64_MAX;
-    for (size_t k = 0; k < stats->n_counters; k++)
-        if (streq (stats->counters[k]->name, name))
-            value = stats->counters[k]->value;
-    keel__stats__free_unpacked (stats, NULL);
-    ck_assert_msg (value != UINT64_MAX, "no counter %s", name);
-    return value;
-}
-
 //  Poll until counter `name` of node i reaches `at_least`.
 static void
 s_wait_counter (s_cluster_t *cl, int i, const char *name, uint64_t at_least)
 {
     int64_t deadline = zclock_mono () + testutil_slack (S_DEADLINE_MS);
-    while (s_counter (cl, i, name) < at_least) {
+    while (testutil_stat (cl->client[i], name) < at_least) {
         ck_assert_msg (zclock_mono () < deadline, "node %d: %s", i, name);
         zclock_sleep (10);
     }
@@ -286,7 +268,7 @@ START_TEST (test_register_deregister_replicate)
     ck_assert_int_eq (s_deregister (&cl, 0, "web-1"), KEEL_OK);
     s_wait_count (&cl, 1, "web", 0);
     s_wait_count (&cl, 2, "web", 0);
-    ck_assert_uint_gt (s_counter (&cl, 2, "replication_applied"), 0);
+    ck_assert_uint_gt (testutil_stat (cl.client[2], "replication_applied"), 0);
     //  Anti-entropy runs, and finds the replicas right.
     s_wait_counter (&cl, 2, "digests_same", 1);
     s_cluster_destroy (&cl);
@@ -345,7 +327,7 @@ START_TEST (test_dead_node_expires)
     Keel__Instance *left = s_get (&cl, 2, "b-1");
     ck_assert_ptr_nonnull (left);
     keel__instance__free_unpacked (left, NULL);
-    ck_assert_uint_ge (s_counter (&cl, 2, "replicas_expired"), 1);
+    ck_assert_uint_ge (testutil_stat (cl.client[2], "replicas_expired"), 1);
     s_cluster_destroy (&cl);
 }
 END_TEST
@@ -367,7 +349,7 @@ START_TEST (test_lost_push_repaired)
     s_start (&cl, 2);
     s_wait_count (&cl, 2, "early", 5);
     s_wait_same (&cl, 0, 2, "early");
-    ck_assert_uint_gt (s_counter (&cl, 2, "fetched"), 0);
+    ck_assert_uint_gt (testutil_stat (cl.client[2], "fetched"), 0);
     s_cluster_destroy (&cl);
 }
 END_TEST

@@ -174,25 +174,7 @@ s_wait_registered (s_node_t *self)
 {
     keel_client_t *registry = keel_client_new ("tester", self->bus, "registry");
     const char *services[] = {"orders", "inventory", "payments"};
-    int64_t deadline = zclock_mono () + testutil_slack (10000);
-    for (int i = 0; i < 3; i++) {
-        while (true) {
-            Keel__DiscoverRequest req = KEEL__DISCOVER_REQUEST__INIT;
-            req.service = (char *)services[i];
-            Keel__InstanceList *list = NULL;
-            int rc = keel_client_call (registry, "registry.discover", &req.base,
-                                       NULL, &keel__instance_list__descriptor,
-                                       (ProtobufCMessage **)&list, NULL);
-            size_t n = rc == KEEL_OK ? list->n_instances : 0;
-            if (list)
-                protobuf_c_message_free_unpacked (&list->base, NULL);
-            if (n > 0)
-                break;
-            ck_assert_msg (zclock_mono () < deadline, "%s never registered",
-                           services[i]);
-            zclock_sleep (20); //  polling the registry, bounded
-        }
-    }
+    testutil_wait_discovered (registry, services, 3, testutil_slack (10000));
     keel_client_destroy (&registry);
 }
 
@@ -698,8 +680,7 @@ START_TEST (test_timeout)
     Keel__SagaStatus *st = s_start (node, "order", input, NULL, true);
     if (_i == 0) {
         ck_assert_int_eq (st->state, KEEL__SAGA_STATE__SAGA_COMPENSATED);
-        s_assert_step (st, 2, "charge", KEEL__STEP_STATE__STEP_COMPENSATED,
-                       3);
+        s_assert_step (st, 2, "charge", KEEL__STEP_STATE__STEP_COMPENSATED, 3);
         ck_assert_uint_eq (st->steps[2]->compensation_attempts, 1);
     } else {
         ck_assert_int_eq (st->state, KEEL__SAGA_STATE__SAGA_COMPLETED);

@@ -355,33 +355,21 @@ START_TEST (test_crash)
     //  B: the coordinator, its log in the temp dir. Plenty of attempts:
     //  an attempt in flight at a kill is lost and costs one when its
     //  deadline passes; CONFLICT fails at once.
-    const char *step_fmt = "        step\n"
-                           "            name = %s\n"
-                           "            service = %s\n"
-                           "            action = %s\n"
-                           "            compensation = %s\n"
-                           "            timeout = 500ms\n"
-                           "            max_attempts = 1000\n"
-                           "            compensation_attempts = 1000\n"
-                           "            initial_interval = 20ms\n"
-                           "            max_interval = 200ms\n"
-                           "            non_retryable = CONFLICT\n";
-    char *s1 = zsys_sprintf (step_fmt, "create", "orders", "create", "cancel");
-    char *s2 =
-        zsys_sprintf (step_fmt, "reserve", "inventory", "reserve", "release");
-    char *s3 =
-        zsys_sprintf (step_fmt, "charge", "payments", "charge", "refund");
+    char *order =
+        testutil_order_definition ("            timeout = 500ms\n"
+                                   "            max_attempts = 1000\n"
+                                   "            compensation_attempts = 1000\n"
+                                   "            initial_interval = 20ms\n"
+                                   "            max_interval = 200ms\n");
     char *b_text =
         zsys_sprintf ("node\n    name = crash-b\n    bus = %s\n"
                       "    actors\n        saga\n"
                       "saga\n    log = %s/saga.db\n    sync = normal\n"
-                      "    definition\n        name = order\n%s%s%s"
+                      "%s"
                       "directory\n    registry\n        endpoint = %s\n"
                       "        events = tcp://127.0.0.1:%d\n",
-                      b_bus_ep, dir, s1, s2, s3, a_bus_ep, a_events);
-    zstr_free (&s1);
-    zstr_free (&s2);
-    zstr_free (&s3);
+                      b_bus_ep, dir, order, a_bus_ep, a_events);
+    zstr_free (&order);
     char *a_conf = zsys_sprintf ("%s/a.conf", dir);
     char *b_conf = zsys_sprintf ("%s/b.conf", dir);
     FILE *file = fopen (a_conf, "w");

@@ -75,44 +75,29 @@ typedef struct {
     keel_client_t *shop;
 } s_node_t;
 
-static char *
-s_step (const char *name, const char *service, const char *action,
-        const char *compensation)
-{
-    return zsys_sprintf ("        step\n"
-                         "            name = %s\n"
-                         "            service = %s\n"
-                         "            action = %s\n"
-                         "            compensation = %s\n"
-                         "            timeout = %dms\n"
-                         "            max_attempts = 5\n"
-                         "            initial_interval = 20ms\n"
-                         "            max_interval = 100ms\n"
-                         "            jitter = 0\n"
-                         "            non_retryable = \"CONFLICT\"\n",
-                         name, service, action, compensation,
-                         testutil_slack (5000));
-}
-
 static s_node_t *
 s_node_start (const char *log)
 {
     static int counter = 0;
     s_node_t *self = (s_node_t *)calloc (1, sizeof (s_node_t));
     self->name = zsys_sprintf ("sagafault%d-%d", (int)getpid (), ++counter);
-    char *steps[3] = {s_step ("create", "orders", "create", "cancel"),
-                      s_step ("reserve", "inventory", "reserve", "release"),
-                      s_step ("charge", "payments", "charge", "refund")};
+    char *step_extra = zsys_sprintf ("            timeout = %dms\n"
+                                     "            max_attempts = 5\n"
+                                     "            initial_interval = 20ms\n"
+                                     "            max_interval = 100ms\n"
+                                     "            jitter = 0\n",
+                                     testutil_slack (5000));
+    char *order = testutil_order_definition (step_extra);
     char *text = zsys_sprintf ("node\n    name = %s\n"
                                "    actors\n        registry\n"
                                "        breaker\n        saga\n"
                                "        shop\n"
                                "saga\n    log = \"%s\"\n    sync = full\n"
-                               "    definition\n        name = order\n%s%s%s"
+                               "%s"
                                "shop\n    stock = 1000\n",
-                               self->name, log, steps[0], steps[1], steps[2]);
-    for (int i = 0; i < 3; i++)
-        zstr_free (&steps[i]);
+                               self->name, log, order);
+    zstr_free (&step_extra);
+    zstr_free (&order);
     char *error = NULL;
     self->config = keel_config_load_string (text, "test", &error);
     ck_assert_msg (self->config, "%s", error);
@@ -131,25 +116,7 @@ s_node_start (const char *log)
     //  Wait (bounded) until the registry offers each shop service.
     keel_client_t *registry = keel_client_new ("tester", bus, "registry");
     const char *services[] = {"orders", "inventory", "payments"};
-    int64_t deadline = zclock_mono () + testutil_slack (10000);
-    for (int i = 0; i < 3; i++) {
-        while (true) {
-            Keel__DiscoverRequest req = KEEL__DISCOVER_REQUEST__INIT;
-            req.service = (char *)services[i];
-            Keel__InstanceList *list = NULL;
-            int rc = keel_client_call (registry, "registry.discover", &req.base,
-                                       NULL, &keel__instance_list__descriptor,
-                                       (ProtobufCMessage **)&list, NULL);
-            size_t n = rc == KEEL_OK ? list->n_instances : 0;
-            if (list)
-                protobuf_c_message_free_unpacked (&list->base, NULL);
-            if (n > 0)
-                break;
-            ck_assert_msg (zclock_mono () < deadline, "%s never registered",
-                           services[i]);
-            zclock_sleep (20); //  polling the registry, bounded
-        }
-    }
+    testutil_wait_discovered (registry, services, 3, testutil_slack (10000));
     keel_client_destroy (&registry);
     free (bus);
     return self;
@@ -244,24 +211,6 @@ s_try_effects (s_node_t *self)
     json_t *doc = raw.data ? json_loads (raw.data, 0, NULL) : NULL;
     free (raw.data);
     return doc;
-}
-
-//  Counter `name` of the coordinator's keel.stats.
-static uint64_t
-s_saga_counter (s_node_t *self, const char *name)
-{
-    Keel__Stats *stats = NULL;
-    keel_err_t rc = keel_client_call (self->saga, "keel.stats", NULL, NULL,
-                                      &keel__stats__descriptor,
-                                      (ProtobufCMessage **)&stats, NULL);
-    ck_assert_int_eq (rc, KEEL_OK);
-    uint64_t value = UINT64_MAX;
-    for (size_t k = 0; k < stats->n_counters; k++)
-        if (streq (stats->counters[k]->name, name))
-            value = stats->counters[k]->value;
-    keel__stats__free_unpacked (stats, NULL);
-    ck_assert_msg (value != UINT64_MAX, "no counter %s", name);
-    return value;
 }
 
 //  Actions the shop has answered late and not yet (delay_ms), all services.
@@ -367,7 +316,7 @@ START_TEST (test_log_full_in_flight)
         zclock_sleep (5); //  polling the shop, bounded
     }
 
-    uint64_t failures_before = s_saga_counter (node, "log_write_failures");
+    uint64_t failures_before = testutil_stat (node->saga, "log_write_failures");
     // ---- the disk is full: no ck_assert until it has room again -------
     int64_t full_at = zclock_mono ();
     s_disk_full (true);
@@ -431,7 +380,7 @@ START_TEST (test_log_full_in_flight)
     //  Failed writes are tried again after a pause that doubles up to 1 s,
     //  not in a loop: a few per second at most.
     uint64_t failures =
-        s_saga_counter (node, "log_write_failures") - failures_before;
+        testutil_stat (node->saga, "log_write_failures") - failures_before;
     ck_assert_msg (failures >= 1, "no log write failed");
     ck_assert_msg (failures <= 10 + (uint64_t)full_ms / 500,
                    "%llu failed writes in %lld ms",
@@ -563,6 +512,91 @@ START_TEST (test_log_full_idle)
 }
 END_TEST
 
+//  Starts with the same key while the log cannot be written: none may be
+//  answered with an id before that id is durable (a crash would leave the
+//  caller an id the log never had).
+typedef struct {
+    int replies;
+    int ok;
+    int refused;
+} s_dup_t;
+
+static void
+s_on_dup (keel_client_t *client, const keel_reply_t *reply, void *arg)
+{
+    (void)client;
+    s_dup_t *dup = (s_dup_t *)arg;
+    dup->replies++;
+    if (reply->code == KEEL_OK)
+        dup->ok++;
+    else if (reply->code == KEEL_ERR_UNAVAILABLE)
+        dup->refused++;
+}
+
+#define S_DUP_ROUNDS 20
+#define S_DUP_BURST  4
+
+START_TEST (test_duplicate_start_not_durable)
+{
+    char dir[] = "/tmp/keel-sagafault-XXXXXX";
+    ck_assert_ptr_nonnull (mkdtemp (dir));
+    char *log = zsys_sprintf ("%s/saga.db", dir);
+    s_node_t *node = s_node_start (log);
+    Keel__SagaStatus *st = NULL;
+    char *error = NULL;
+    int code = s_try_start (node, "{\"item\":\"pear\"}", true, &st, &error);
+    ck_assert_msg (code == KEEL_OK, "%s", error);
+    protobuf_c_message_free_unpacked (&st->base, NULL);
+
+    // ---- the disk is full: no ck_assert until it has room again -------
+    s_disk_full (true);
+    s_dup_t dup = {0, 0, 0};
+    int sent = 0;
+    const char *input = "{\"item\":\"apple\",\"qty\":1,\"amount\":1}";
+    keel_call_opts_t opts = {.timeout_ms = (uint32_t)testutil_slack (5000),
+                             .retries = KEEL_NO_RETRY};
+    for (int round = 0; round < S_DUP_ROUNDS; round++) {
+        char key[32];
+        snprintf (key, sizeof key, "dup-%d", round);
+        Keel__StartRequest req = KEEL__START_REQUEST__INIT;
+        req.definition = "order";
+        req.input.data = (uint8_t *)input;
+        req.input.len = strlen (input);
+        req.idempotency_key = key;
+        //  A burst: the coordinator reads them together, before the batch
+        //  with the new saga has failed.
+        for (int i = 0; i < S_DUP_BURST; i++)
+            sent += keel_client_request (node->saga, "saga.start", &req.base,
+                                         &opts, s_on_dup, &dup) != 0;
+        while (dup.replies < sent) {
+            zmq_pollitem_t item = {
+                zsock_resolve (keel_client_sock (node->saga)), 0, ZMQ_POLLIN,
+                0};
+            int64_t wait = keel_client_timeout (node->saga);
+            zmq_poll (&item, 1, wait < 0 || wait > 100 ? 100 : (long)wait);
+            if (keel_client_process (node->saga) < 0)
+                break;
+        }
+        //  Past the coordinator's tick, which lets the next start try the
+        //  log again.
+        zclock_sleep (30);
+    }
+    s_disk_full (false);
+    // ---- room again ------------------------------------------------------
+
+    ck_assert_int_eq (sent, S_DUP_ROUNDS * S_DUP_BURST);
+    ck_assert_int_eq (dup.replies, sent);
+    ck_assert_msg (dup.ok == 0, "%d starts answered with an id never written",
+                   dup.ok);
+    ck_assert_int_eq (dup.refused, sent);
+    s_node_stop (&node);
+    char *cmd = zsys_sprintf ("rm -rf '%s'", dir);
+    ck_assert_int_eq (system (cmd), 0);
+    free (cmd);
+    free (log);
+}
+END_TEST
+
 static Suite *
 s_suite (void)
 {
@@ -571,6 +605,7 @@ s_suite (void)
     tcase_set_timeout (tc, getenv ("KEEL_TEST_MEMCHECK") ? 600 : 60);
     tcase_add_test (tc, test_log_full_in_flight);
     tcase_add_test (tc, test_log_full_idle);
+    tcase_add_test (tc, test_duplicate_start_not_durable);
     suite_add_tcase (suite, tc);
     return suite;
 }

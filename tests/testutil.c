@@ -1,5 +1,7 @@
 /*  testutil.c - helpers shared by keel's Check suites. */
 #include "testutil.h"
+#include "node.pb-c.h"
+#include "registry.pb-c.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -161,4 +163,72 @@ int
 testutil_slack (int ms)
 {
     return getenv ("KEEL_TEST_MEMCHECK") ? ms * 10 : ms;
+}
+
+void
+testutil_wait_discovered (keel_client_t *registry, const char *const *services,
+                          size_t n, int timeout_ms)
+{
+    int64_t deadline = zclock_mono () + timeout_ms;
+    for (size_t i = 0; i < n; i++) {
+        while (true) {
+            Keel__DiscoverRequest req = KEEL__DISCOVER_REQUEST__INIT;
+            req.service = (char *)services[i];
+            Keel__InstanceList *list = NULL;
+            int rc = keel_client_call (registry, "registry.discover", &req.base,
+                                       NULL, &keel__instance_list__descriptor,
+                                       (ProtobufCMessage **)&list, NULL);
+            size_t found = rc == KEEL_OK ? list->n_instances : 0;
+            if (list)
+                protobuf_c_message_free_unpacked (&list->base, NULL);
+            if (found > 0)
+                break;
+            ck_assert_msg (zclock_mono () < deadline, "%s never registered",
+                           services[i]);
+            zclock_sleep (20); //  polling the registry, bounded
+        }
+    }
+}
+
+uint64_t
+testutil_stat (keel_client_t *client, const char *name)
+{
+    Keel__Stats *stats = NULL;
+    keel_err_t rc = keel_client_call (client, "keel.stats", NULL, NULL,
+                                      &keel__stats__descriptor,
+                                      (ProtobufCMessage **)&stats, NULL);
+    ck_assert_int_eq (rc, KEEL_OK);
+    uint64_t value = UINT64_MAX;
+    for (size_t k = 0; k < stats->n_counters; k++)
+        if (streq (stats->counters[k]->name, name))
+            value = stats->counters[k]->value;
+    keel__stats__free_unpacked (stats, NULL);
+    ck_assert_msg (value != UINT64_MAX, "no counter %s", name);
+    return value;
+}
+
+char *
+testutil_order_definition (const char *step_extra)
+{
+    static const char *steps[3][4] = {
+        {"create", "orders", "create", "cancel"},
+        {"reserve", "inventory", "reserve", "release"},
+        {"charge", "payments", "charge", "refund"}};
+    char *text = strdup ("    definition\n"
+                         "        name = order\n");
+    for (int i = 0; i < 3; i++) {
+        char *more = zsys_sprintf ("%s"
+                                   "        step\n"
+                                   "            name = %s\n"
+                                   "            service = %s\n"
+                                   "            action = %s\n"
+                                   "            compensation = %s\n"
+                                   "%s"
+                                   "            non_retryable = CONFLICT\n",
+                                   text, steps[i][0], steps[i][1], steps[i][2],
+                                   steps[i][3], step_extra ? step_extra : "");
+        free (text);
+        text = more;
+    }
+    return text;
 }

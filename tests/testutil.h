@@ -2,8 +2,11 @@
 #ifndef KEEL_TESTUTIL_H_INCLUDED
 #define KEEL_TESTUTIL_H_INCLUDED
 
+#include "keel_client.h"
+
 #include <check.h>
 #include <czmq.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 //  Run a suite with Check and return the process exit code (0 = all passed).
@@ -19,8 +22,6 @@ int testutil_free_port (void);
 //  Write `text` to a new temporary file; caller frees the returned path and
 //  unlinks the file.
 char *testutil_write_temp (const char *text);
-
-#endif
 
 //  Start `argv` (argv[0] a path) as a child process with stdout and stderr
 //  on a pipe; *out_fd gets the read end. Returns the pid.
@@ -42,3 +43,25 @@ int testutil_run_cmd (char *const argv[], char **output_p);
 //  Slack for a timing assertion: `ms` normally, ten times that under
 //  valgrind (KEEL_TEST_MEMCHECK set by the valgrind target).
 int testutil_slack (int ms);
+
+//  Wait until `registry` (a client of a registry service) discovers at least
+//  one instance of each of the `n` names in `services`, polling
+//  registry.discover every 20 ms. Fails the test ("X never registered") if
+//  one is still missing `timeout_ms` after the call. The caller keeps the
+//  client.
+void testutil_wait_discovered (keel_client_t *registry,
+                               const char *const *services, size_t n,
+                               int timeout_ms);
+
+//  The value of counter `name` in the keel.stats of the service `client`
+//  talks to. Fails the test if the call fails or there is no such counter.
+uint64_t testutil_stat (keel_client_t *client, const char *name);
+
+//  The demo "order" saga as the body of a `saga` section (indented 4):
+//  create (orders) -> reserve (inventory) -> charge (payments), undone by
+//  cancel, release, refund; CONFLICT is not retried. `step_extra` (NULL for
+//  none): lines indented 12 that each step gets before its non_retryable
+//  line. Returns the text; caller frees.
+char *testutil_order_definition (const char *step_extra);
+
+#endif

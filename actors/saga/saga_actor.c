@@ -616,11 +616,14 @@ s_batch_done (self_t *self, const char *error)
                 s_forget (self, saga);
             }
         //  The kept work goes before whatever came since.
-        s_work_t *merged = (s_work_t *)malloc ((n_work + self->n_work + 1) *
-                                               sizeof (s_work_t));
+        //  Work queued since for a saga given up goes too (the saga is
+        //  freed below).
+        size_t n_all = n_work + self->n_work;
+        s_work_t *merged =
+            (s_work_t *)malloc ((n_all + 1) * sizeof (s_work_t));
         size_t kept = 0;
-        for (size_t i = 0; i < n_work; i++) {
-            s_work_t *w = &work[i];
+        for (size_t i = 0; i < n_all; i++) {
+            s_work_t *w = i < n_work ? &work[i] : &self->work[i - n_work];
             if (!w->saga->dropped && merged) {
                 merged[kept++] = *w;
                 continue;
@@ -633,14 +636,9 @@ s_batch_done (self_t *self, const char *error)
             }
             free (w->error);
         }
-        if (merged) {
-            if (self->n_work) //  memcpy from NULL is undefined
-                memcpy (merged + kept, self->work,
-                        self->n_work * sizeof (s_work_t));
-            free (self->work);
-            self->work = merged;
-            self->n_work = self->cap_work = kept + self->n_work;
-        }
+        free (self->work);
+        self->work = merged;
+        self->n_work = self->cap_work = merged ? kept : 0;
         free (work);
         for (s_saga_t *saga = (s_saga_t *)zlistx_first (batch); saga;
              saga = (s_saga_t *)zlistx_next (batch)) {
@@ -818,7 +816,8 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
         //  Waiters whose time is up get the status as it stands.
         s_waiter_t *waiter = (s_waiter_t *)zlistx_first (saga->waiters);
         while (waiter) {
-            if (waiter->deadline_ms <= now) {
+            //  (Not before its start is durable: see s_handle_start.)
+            if (waiter->deadline_ms <= now && saga->persisted) {
                 s_reply_status (self, waiter->request, saga->record);
                 zlistx_delete (saga->waiters, zlistx_cursor (saga->waiters));
                 waiter = (s_waiter_t *)zlistx_first (saga->waiters);
@@ -1029,6 +1028,23 @@ s_handle_start (keel_server_t *server, keel_request_t *request, void *arg)
                 waiter->deadline_ms =
                     s_now () + (req->wait_ms ? req->wait_ms : 30000);
                 zlistx_add_end (saga->waiters, waiter);
+                return KEEL_OK;
+            }
+            if (!saga->persisted) {
+                //  Its start is not durable yet: answer once it is (a
+                //  crash before then must not leave the caller an id the
+                //  log never had).
+                keel_request_t *deferred = keel_server_defer (server, request);
+                s_work_t *w =
+                    deferred ? s_work_add (self, saga, S_REPLY) : NULL;
+                if (w)
+                    w->request = deferred;
+                else {
+                    keel_request_destroy (&deferred);
+                    keel_server_reply_error (server, request,
+                                             KEEL_ERR_UNAVAILABLE,
+                                             "saga not durable yet; try again");
+                }
                 return KEEL_OK;
             }
             s_reply_status (self, request, saga->record);
