@@ -265,11 +265,13 @@ START_TEST (test_register_deregister_replicate)
     ck_assert_int_eq (replica->health->status, KEEL__HEALTH_STATUS__PASSING);
     keel__instance__free_unpacked (owned, NULL);
     keel__instance__free_unpacked (replica, NULL);
-    //  Only the owner removes it.
-    ck_assert_int_eq (s_deregister (&cl, 1, "web-1"), KEEL_ERR_CONFLICT);
-    ck_assert_int_eq (s_deregister (&cl, 0, "web-1"), KEEL_OK);
-    s_wait_count (&cl, 1, "web", 0);
+    //  Only the owner removes it: a deregister sent to a replica's node
+    //  goes on to the owner, and that node reads its own write at once.
+    ck_assert_int_eq (s_deregister (&cl, 1, "web-1"), KEEL_OK);
+    ck_assert_ptr_null (s_get (&cl, 1, "web-1"));
+    s_wait_count (&cl, 0, "web", 0);
     s_wait_count (&cl, 2, "web", 0);
+    ck_assert_int_eq (s_deregister (&cl, 0, "web-1"), KEEL_ERR_NOT_FOUND);
     ck_assert_uint_gt (testutil_stat (cl.client[2], "replication_applied"), 0);
     //  Anti-entropy runs, and finds the replicas right.
     s_wait_counter (&cl, 2, "digests_same", 1);
@@ -404,8 +406,44 @@ START_TEST (test_takeover)
             zclock_sleep (10);
         }
     }
-    //  A no longer owns it.
-    ck_assert_int_eq (s_deregister (&cl, 0, "m-1"), KEEL_ERR_CONFLICT);
+    //  A no longer owns it: a deregister there goes on to B, and A reads
+    //  its own write at once.
+    ck_assert_int_eq (s_deregister (&cl, 0, "m-1"), KEEL_OK);
+    Keel__Instance *gone = s_get (&cl, 0, "m-1");
+    ck_assert_ptr_null (gone);
+    ck_assert_uint_eq (testutil_stat (cl.client[0], "deregisters_forwarded"),
+                       1);
+    for (int i = 0; i < NODES; i++)
+        s_wait_count (&cl, i, "m", 0);
+    //  Gone everywhere: again is NOT_FOUND.
+    ck_assert_int_eq (s_deregister (&cl, 0, "m-1"), KEEL_ERR_NOT_FOUND);
+    s_cluster_destroy (&cl);
+}
+END_TEST
+
+//  A deregister of a replica whose owner is down: a clear error, not a
+//  silent success, and the replica stays until its lease runs out.
+START_TEST (test_deregister_owner_down)
+{
+    s_cluster_t cl;
+    s_cluster_init (&cl);
+    for (int i = 0; i < NODES; i++)
+        s_start (&cl, i);
+    ck_assert_int_eq (s_register (&cl, 1, "x-1", "x", 0), KEEL_OK);
+    s_wait_count (&cl, 0, "x", 1);
+    s_stop (&cl, 1);
+    Keel__DeregisterRequest req = KEEL__DEREGISTER_REQUEST__INIT;
+    req.id = "x-1";
+    keel_call_opts_t opts = {.timeout_ms = (uint32_t)testutil_slack (5000),
+                             .retries = KEEL_NO_RETRY};
+    char *text = NULL;
+    keel_err_t rc = keel_client_call (cl.client[0], "registry.deregister",
+                                      &req.base, &opts, NULL, NULL, &text);
+    ck_assert_msg (rc == KEEL_ERR_TIMEOUT || rc == KEEL_ERR_UNAVAILABLE,
+                   "code %d: %s", rc, text ? text : "");
+    ck_assert_ptr_nonnull (text);
+    ck_assert_msg (strstr (text, "did not answer"), "%s", text);
+    free (text);
     s_cluster_destroy (&cl);
 }
 END_TEST
@@ -458,6 +496,7 @@ main (void)
     tcase_add_test (tc, test_lost_push_repaired);
     tcase_add_test (tc, test_partition_heals);
     tcase_add_test (tc, test_takeover);
+    tcase_add_test (tc, test_deregister_owner_down);
     tcase_add_test (tc, test_bad_config);
     suite_add_tcase (suite, tc);
     return testutil_run (suite);

@@ -53,10 +53,19 @@ typedef struct {
     bool busy;              //  a digest or fetch is in flight
 } s_peer_t;
 
+//  A deregister sent on to the instance's owner, waiting for its answer.
+typedef struct {
+    struct _self_t *self;     //  owner
+    keel_request_t *request;  //  the caller's, deferred; owned
+    char *id;                 //  the instance
+    void *handle;             //  in self->forwards
+} s_forward_t;
+
 //  Replication counters, in keel.stats after the server's.
 typedef struct {
     uint64_t applied;           //  pushed or fetched changes applied
     uint64_t ignored;           //  pushed changes not newer than held
+    uint64_t forwarded;         //  deregisters sent on to their owner
     uint64_t rejected;          //  pushed or fetched entries that failed
     uint64_t digests_sent;      //  registry.digest requests sent
     uint64_t digests_same;      //  answered: same
@@ -84,6 +93,7 @@ typedef struct _self_t {
     size_t n_peers;              //  peers held
     int64_t anti_entropy_ms;     //  digest round period
     s_repl_stats_t repl;         //  replication counters
+    zlistx_t *forwards;          //  s_forward_t in flight
 } self_t;
 
 static void s_rearm (self_t *self);
@@ -199,6 +209,118 @@ s_heartbeat (keel_server_t *server, keel_request_t *req, void *arg)
     return KEEL_OK;
 }
 
+// ---------------------------------------------------------------------------
+//  Deregistering a replica: sent on to the node that owns it
+
+static void
+s_forward_free (s_forward_t **forward_p)
+{
+    s_forward_t *forward = *forward_p;
+    if (forward) {
+        keel_request_destroy (&forward->request);
+        free (forward->id);
+        free (forward);
+        *forward_p = NULL;
+    }
+}
+
+static void
+s_on_forwarded (keel_client_t *client, const keel_reply_t *reply, void *arg)
+{
+    (void)client;
+    s_forward_t *forward = (s_forward_t *)arg;
+    self_t *self = forward->self;
+    zlistx_detach (self->forwards, forward->handle);
+    if (reply->code == KEEL_OK) {
+        //  Read-your-writes here: the replica goes now, not when the
+        //  owner's push arrives (which then finds nothing to remove).
+        const Keel__Instance *instance =
+            keel_catalog_get (self->catalog, forward->id, keel_now_ms ());
+        if (instance) {
+            //  A copy: the removal frees the catalog's own.
+            size_t size = keel__instance__get_packed_size (instance);
+            uint8_t *packed = (uint8_t *)malloc (size ? size : 1);
+            Keel__Instance *copy = NULL;
+            if (packed) {
+                keel__instance__pack (instance, packed);
+                copy = keel__instance__unpack (NULL, size, packed);
+                free (packed);
+            }
+            if (copy) {
+                keel_catalog_apply_removal (self->catalog, copy, NULL,
+                                            keel_now_ms ());
+                keel__instance__free_unpacked (copy, NULL);
+            }
+        }
+        s_rearm (self);
+    }
+    if (reply->envelope || reply->code == KEEL_OK)
+        keel_server_reply_raw (self->server, forward->request, reply->code,
+                               reply->text, reply->data, reply->size);
+    else
+        keel_server_reply_error (self->server, forward->request, reply->code,
+                                 "instance '%s' is owned by a node that did "
+                                 "not answer: %s",
+                                 forward->id, reply->text);
+    s_forward_free (&forward);
+}
+
+//  Send a deregister of `instance` (a replica) to the peer that owns it; the
+//  caller's request is answered with the owner's answer. Returns 0, or -1 if
+//  it cannot be sent (no such peer, out of memory): the caller answers.
+static int
+s_forward_deregister (self_t *self, keel_request_t *req,
+                      const Keel__DeregisterRequest *r,
+                      const Keel__Instance *instance)
+{
+    s_peer_t *peer = NULL;
+    for (size_t i = 0; i < self->n_peers && !peer; i++)
+        if (streq (self->peers[i]->name, instance->origin))
+            peer = self->peers[i];
+    if (!peer || !peer->client)
+        return -1;
+    s_forward_t *forward = (s_forward_t *)calloc (1, sizeof *forward);
+    if (!forward || !(forward->id = strdup (r->id))) {
+        free (forward);
+        return -1;
+    }
+    forward->self = self;
+    forward->handle = zlistx_add_end (self->forwards, forward);
+    forward->request = forward->handle ? keel_server_defer (self->server, req)
+                                       : NULL;
+    //  Within the caller's deadline, so the answer still finds it waiting.
+    int64_t wait = 2000;
+    int64_t deadline = keel_request_deadline (req);
+    if (deadline && deadline - keel_now_ms () - 100 < wait)
+        wait = deadline - keel_now_ms () - 100;
+    if (wait < 100)
+        wait = 100;
+    keel_call_opts_t opts = {.timeout_ms = (uint32_t)wait,
+                             .retries = KEEL_NO_RETRY};
+    if (!forward->request ||
+        !keel_client_request (peer->client, "registry.deregister", &r->base,
+                              &opts, s_on_forwarded, forward)) {
+        if (forward->handle)
+            zlistx_detach (self->forwards, forward->handle);
+        keel_request_t *deferred = forward->request;
+        forward->request = NULL;
+        s_forward_free (&forward);
+        if (deferred) {
+            //  Deferred already: answer it here.
+            keel_server_reply_error (self->server, deferred,
+                                     KEEL_ERR_UNAVAILABLE,
+                                     "instance '%s' is owned by node '%s', "
+                                     "which cannot be reached",
+                                     r->id, instance->origin);
+            keel_request_destroy (&deferred);
+            return 0;
+        }
+        return -1;
+    }
+    self->repl.forwarded++;
+    return 0;
+}
+
 static int
 s_deregister (keel_server_t *server, keel_request_t *req, void *arg)
 {
@@ -214,6 +336,16 @@ s_deregister (keel_server_t *server, keel_request_t *req, void *arg)
     if (rc == KEEL_ERR_CONFLICT) {
         const Keel__Instance *instance =
             keel_catalog_get (self->catalog, r->id, keel_now_ms ());
+        //  A replica: its owner removes it (then pushes the removal). Not
+        //  again for a deregister a peer sent on: two registries that each
+        //  believe the other owns it (a takeover in flight) must not bounce
+        //  it between them.
+        const Keel__Envelope *envelope = keel_request_envelope (req);
+        bool from_peer = envelope && envelope->sender &&
+                         streq (envelope->sender, self->name);
+        if (instance && !from_peer &&
+            s_forward_deregister (self, req, r, instance) == 0)
+            return KEEL_OK;
         keel_server_reply_error (server, req, KEEL_ERR_CONFLICT,
                                  "instance '%s' is owned by node '%s': "
                                  "deregister it there",
@@ -552,6 +684,7 @@ s_stats (void *arg, keel_stat_t *rows, size_t max)
         {"probe_refused", self->probe_refused},
         {"replication_applied", r->applied},
         {"replication_ignored", r->ignored},
+        {"deregisters_forwarded", r->forwarded},
         {"replication_rejected", r->rejected},
         {"replication_event_gaps", r->event_gaps},
         {"digests_sent", r->digests_sent},
@@ -925,9 +1058,10 @@ keel_registry_actor (zsock_t *pipe, void *args)
         self.catalog = keel_catalog_new (&limits);
         self.prober = keel_prober_new ();
         self.pingers = zhashx_new ();
+        self.forwards = zlistx_new ();
         self.loop = zloop_new ();
         if (!self.server || !self.publisher || !self.catalog || !self.prober ||
-            !self.pingers || !self.loop)
+            !self.pingers || !self.forwards || !self.loop)
             error = "out of memory";
         else if (keel_catalog_set_origin (self.catalog, self.node) == -1)
             error = "the node name cannot name an origin";
@@ -962,6 +1096,17 @@ keel_registry_actor (zsock_t *pipe, void *args)
     if (!error)
         zloop_start (self.loop);
     zhashx_destroy (&self.pingers); //  clients first: they sit on the loop
+    //  Deregisters still waiting for their owner: the peers' clients go
+    //  below without calling back.
+    s_forward_t *forward;
+    while (self.forwards &&
+           (forward = (s_forward_t *)zlistx_detach (self.forwards, NULL))) {
+        keel_server_reply_error (self.server, forward->request,
+                                 KEEL_ERR_UNAVAILABLE,
+                                 "the registry is stopping");
+        s_forward_free (&forward);
+    }
+    zlistx_destroy (&self.forwards);
     for (size_t i = 0; i < self.n_peers; i++)
         s_peer_destroy (&self.peers[i]);
     free (self.peers);
