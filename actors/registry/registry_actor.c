@@ -55,10 +55,10 @@ typedef struct {
 
 //  A deregister sent on to the instance's owner, waiting for its answer.
 typedef struct {
-    struct _self_t *self;     //  owner
-    keel_request_t *request;  //  the caller's, deferred; owned
-    char *id;                 //  the instance
-    void *handle;             //  in self->forwards
+    struct _self_t *self;    //  owner
+    keel_request_t *request; //  the caller's, deferred; owned
+    char *id;                //  the instance
+    void *handle;            //  in self->forwards
 } s_forward_t;
 
 //  Replication counters, in keel.stats after the server's.
@@ -286,8 +286,8 @@ s_forward_deregister (self_t *self, keel_request_t *req,
     }
     forward->self = self;
     forward->handle = zlistx_add_end (self->forwards, forward);
-    forward->request = forward->handle ? keel_server_defer (self->server, req)
-                                       : NULL;
+    forward->request =
+        forward->handle ? keel_server_defer (self->server, req) : NULL;
     //  Within the caller's deadline, so the answer still finds it waiting.
     int64_t wait = 2000;
     int64_t deadline = keel_request_deadline (req);

@@ -619,8 +619,7 @@ s_batch_done (self_t *self, const char *error)
         //  Work queued since for a saga given up goes too (the saga is
         //  freed below).
         size_t n_all = n_work + self->n_work;
-        s_work_t *merged =
-            (s_work_t *)malloc ((n_all + 1) * sizeof (s_work_t));
+        s_work_t *merged = (s_work_t *)malloc ((n_all + 1) * sizeof (s_work_t));
         size_t kept = 0;
         for (size_t i = 0; i < n_all; i++) {
             s_work_t *w = i < n_work ? &work[i] : &self->work[i - n_work];
@@ -829,8 +828,7 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
     if (self->log_error && zlistx_size (self->dirty)) {
         if (zclock_mono () >= self->retry_at_ms)
             s_schedule_flush (self);
-    }
-    else if (self->log_error && !self->writing && self->n_work == 0)
+    } else if (self->log_error && !self->writing && self->n_work == 0)
         //  Nothing is left to write again, so no write would ever clear the
         //  error and starts would be refused for good: let the next start
         //  try the log (if it still fails, that start is answered
