@@ -461,9 +461,7 @@ s_keel (s_cluster_t *cl, const char *verb, const char *arg1, const char *arg2,
     argv[n++] = "--bus";
     argv[n++] = cl->node[0].bus;
     argv[n] = NULL;
-    char *output = NULL;
-    testutil_run_cmd (argv, &output);
-    return output;
+    return testutil_cmd_output (argv);
 }
 
 //  Wait (bounded) until saga `id` is in `state`.

@@ -429,13 +429,21 @@ START_TEST (test_hostile_everything)
         "GET /echo/x HTTP/1.1\r\nHost: a\r\n",
         "GET /echo/x HTTP/1.1\r\nContent-Length: 100\r\n\r\nabc",
         "POST /echo/x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-        "GET /echo/x HTTP/9.9\r\n\r\n",
         "G\x00T / HTTP/1.1\r\n\r\n",
         "GET /echo/x HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
         "GET /echo/x HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
     };
     for (size_t i = 0; i < sizeof truncated / sizeof truncated[0]; i++)
         s_http_hostile (http_port, truncated[i], strlen (truncated[i]), true);
+    //  A version it does not serve: 505, never routed.
+    int fd = s_tcp_connect (http_port);
+    const char *v99 = "GET /echo/x HTTP/9.9\r\n\r\n";
+    s_tcp_write (fd, v99, strlen (v99));
+    char *answer = s_tcp_read (fd, testutil_slack (2000));
+    ck_assert_msg (strncmp (answer, "HTTP/1.1 505", 12) == 0,
+                   "HTTP/9.9 answered: %.60s", answer);
+    free (answer);
+    close (fd);
     size_t huge = 256 * 1024;
     char *header = (char *)malloc (huge + 64);
     int n = snprintf (header, 64, "GET /echo/x HTTP/1.1\r\nX-Big: ");

@@ -850,6 +850,28 @@ START_TEST (test_upgrade_not_implemented)
 }
 END_TEST
 
+//  Only HTTP/1.x is served: another major version (or 0.9) gets 505.
+START_TEST (test_version_not_supported)
+{
+    const char *requests[] = {"GET / HTTP/2.0\r\nHost: h\r\n\r\n",
+                              "GET / HTTP/9.9\r\n\r\n",
+                              "GET / HTTP/0.9\r\n\r\n"};
+    for (size_t i = 0; i < sizeof requests / sizeof requests[0]; i++) {
+        ctx_t *t = s_ctx_new (NULL, MODE_ECHO);
+        client_t *c = s_client_new (t);
+        s_send_str (c, requests[i]);
+        s_expect_error (t, c, 505,
+                        "{\"error\":\"version_not_supported\",\"message\":"
+                        "\"only HTTP/1.0 and HTTP/1.1 are served\","
+                        "\"status\":505}",
+                        "version-not-supported");
+        ck_assert_int_eq (t->requests, 0);
+        s_client_destroy (&c);
+        s_ctx_destroy (&t);
+    }
+}
+END_TEST
+
 START_TEST (test_header_timeout)
 {
     keel_http_server_config_t config = {0};
@@ -1440,6 +1462,7 @@ main (void)
     tcase_add_test (tc, test_headers_too_large);
     tcase_add_test (tc, test_body_too_large);
     tcase_add_test (tc, test_upgrade_not_implemented);
+    tcase_add_test (tc, test_version_not_supported);
     tcase_add_test (tc, test_header_timeout);
     tcase_add_test (tc, test_idle_timeout);
     tcase_add_test (tc, test_max_connections);

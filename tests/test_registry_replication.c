@@ -22,6 +22,7 @@ enum { NODES = 3 };
 
 //  Longest any wait may take before the test fails.
 #define S_DEADLINE_MS 10000
+#define S_WARMUP_MS   2000 //  registry/warmup
 
 typedef struct {
     char *name[NODES];            //  node names
@@ -70,8 +71,10 @@ s_start (s_cluster_t *cl, int i)
     char *text = zsys_sprintf (
         "node\n    name = %s\n    bus = %s\n    events = %s\n"
         "    actors\n        registry\n"
-        "registry\n    anti_entropy = 100ms\n    replica_lease = %dms\n%s",
-        cl->name[i], cl->bus[i], cl->events[i], testutil_slack (2000), peers);
+        "registry\n    anti_entropy = 100ms\n    replica_lease = %dms\n"
+        "    warmup = %dms\n%s",
+        cl->name[i], cl->bus[i], cl->events[i], testutil_slack (2000),
+        testutil_slack (S_WARMUP_MS), peers);
     free (peers);
     char *error = NULL;
     cl->config[i] = keel_config_load_string (text, "test", &error);
@@ -448,6 +451,45 @@ START_TEST (test_deregister_owner_down)
 }
 END_TEST
 
+//  A node that has just started answers discovery with what its peers hold,
+//  on the first call: it holds the answer until it has heard from each peer
+//  (or a peer did not answer).
+START_TEST (test_fresh_node_warms_up)
+{
+    s_cluster_t cl;
+    s_cluster_init (&cl);
+    s_start (&cl, 0);
+    s_start (&cl, 1);
+    for (int k = 0; k < 20; k++) {
+        char id[16];
+        snprintf (id, sizeof id, "w-%d", k);
+        ck_assert_int_eq (s_register (&cl, 0, id, "w", 0), KEEL_OK);
+    }
+    s_wait_count (&cl, 1, "w", 20);
+    s_start (&cl, 2);
+    Keel__InstanceList *list = s_list (&cl, 2, "w");
+    ck_assert_ptr_nonnull (list);
+    ck_assert_uint_eq (list->n_instances, 20);
+    keel__instance_list__free_unpacked (list, NULL);
+    ck_assert_uint_ge (testutil_stat (cl.client[2], "discovers_held"), 1);
+
+    //  A peer that is down keeps it waiting no longer than warmup: node 2
+    //  again, with node 1 gone.
+    s_stop (&cl, 1);
+    s_stop (&cl, 2);
+    int64_t started = zclock_mono ();
+    s_start (&cl, 2);
+    list = s_list (&cl, 2, "w");
+    int64_t took = zclock_mono () - started;
+    ck_assert_ptr_nonnull (list);
+    ck_assert_uint_eq (list->n_instances, 20);
+    keel__instance_list__free_unpacked (list, NULL);
+    ck_assert_msg (took < testutil_slack (S_WARMUP_MS + 2000),
+                   "first answer after %lld ms", (long long)took);
+    s_cluster_destroy (&cl);
+}
+END_TEST
+
 START_TEST (test_bad_config)
 {
     const char *bad[] = {
@@ -499,5 +541,9 @@ main (void)
     tcase_add_test (tc, test_deregister_owner_down);
     tcase_add_test (tc, test_bad_config);
     suite_add_tcase (suite, tc);
+    TCase *warm = tcase_create ("warmup");
+    tcase_set_timeout (warm, 60);
+    tcase_add_test (warm, test_fresh_node_warms_up);
+    suite_add_tcase (suite, warm);
     return testutil_run (suite);
 }

@@ -128,6 +128,20 @@ testutil_reap (pid_t pid, int timeout_ms)
     return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
 }
 
+char *
+testutil_cmd_output (char *const argv[])
+{
+    //  The output comes back through a heap slot: GCC 12 at -O3 reads a
+    //  local's address passed here as escaping (-Wdangling-pointer).
+    char **slot = (char **)calloc (1, sizeof (char *));
+    if (!slot)
+        return NULL;
+    testutil_run_cmd (argv, slot);
+    char *output = *slot;
+    free (slot);
+    return output;
+}
+
 int
 testutil_run_cmd (char *const argv[], char **output_p)
 {

@@ -40,6 +40,10 @@ int testutil_reap (pid_t pid, int timeout_ms);
 //  *output_p (if not NULL) gets stdout+stderr (caller frees).
 int testutil_run_cmd (char *const argv[], char **output_p);
 
+//  Run `argv` as testutil_run_cmd does and return its stdout+stderr (caller
+//  frees), whatever its exit status; NULL if it could not be run.
+char *testutil_cmd_output (char *const argv[]);
+
 //  Slack for a timing assertion: `ms` normally, ten times that under
 //  valgrind (KEEL_TEST_MEMCHECK set by the valgrind target).
 int testutil_slack (int ms);

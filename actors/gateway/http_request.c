@@ -355,6 +355,9 @@ s_on_headers_complete (http_parser *parser)
     keel_http_result_t rc = s_split_target (self, parser->method);
     if (rc)
         return s_fail (self, rc);
+    //  RFC 9112 2.6: HTTP/1.x only (the parser takes any digit.digit).
+    if (parser->http_major != 1)
+        return s_fail (self, KEEL_HTTP_VERSION_NOT_SUPPORTED);
     if (!(parser->flags & F_CHUNKED) && parser->content_length != ULLONG_MAX &&
         parser->content_length > self->limits.max_body)
         return s_fail (self, KEEL_HTTP_BODY_TOO_LARGE);
@@ -426,6 +429,8 @@ keel_http_result_status (keel_http_result_t result)
         return 414;
     case KEEL_HTTP_HEADERS_TOO_LARGE:
         return 431;
+    case KEEL_HTTP_VERSION_NOT_SUPPORTED:
+        return 505;
     case KEEL_HTTP_NO_MEMORY:
         return 500;
     }
@@ -452,6 +457,8 @@ keel_http_result_str (keel_http_result_t result)
         return "headers-too-large";
     case KEEL_HTTP_METHOD_NOT_IMPLEMENTED:
         return "method-not-implemented";
+    case KEEL_HTTP_VERSION_NOT_SUPPORTED:
+        return "version-not-supported";
     case KEEL_HTTP_NO_MEMORY:
         return "no-memory";
     }

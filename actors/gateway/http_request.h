@@ -49,6 +49,7 @@ typedef enum {
     KEEL_HTTP_URL_TOO_LONG,           //  414
     KEEL_HTTP_HEADERS_TOO_LARGE,      //  431 (bytes or count)
     KEEL_HTTP_METHOD_NOT_IMPLEMENTED, //  501 CONNECT, TRACE
+    KEEL_HTTP_VERSION_NOT_SUPPORTED,  //  505 a version other than 1.x
     KEEL_HTTP_NO_MEMORY               //  500 allocation failed
 } keel_http_result_t;
 

@@ -385,6 +385,10 @@ s_error_words (int status, const char **code, const char **message)
         *code = "unavailable";
         *message = "too many connections";
         break;
+    case 505:
+        *code = "version_not_supported";
+        *message = "only HTTP/1.0 and HTTP/1.1 are served";
+        break;
     default:
         *code = "internal";
         *message = "internal error";

@@ -51,6 +51,7 @@ typedef struct {
     keel_client_t *client;  //  digests and fetches, to service "registry"
     keel_subscriber_t *sub; //  its registry events, or NULL
     bool busy;              //  a digest or fetch is in flight
+    bool warm;              //  its first digest round is over
 } s_peer_t;
 
 //  A deregister sent on to the instance's owner, waiting for its answer.
@@ -66,6 +67,7 @@ typedef struct {
     uint64_t applied;           //  pushed or fetched changes applied
     uint64_t ignored;           //  pushed changes not newer than held
     uint64_t forwarded;         //  deregisters sent on to their owner
+    uint64_t held;              //  discovers held while warming up
     uint64_t rejected;          //  pushed or fetched entries that failed
     uint64_t digests_sent;      //  registry.digest requests sent
     uint64_t digests_same;      //  answered: same
@@ -94,6 +96,9 @@ typedef struct _self_t {
     int64_t anti_entropy_ms;     //  digest round period
     s_repl_stats_t repl;         //  replication counters
     zlistx_t *forwards;          //  s_forward_t in flight
+    int64_t warmup_ms;           //  longest wait for the first round
+    bool warm;                   //  every peer's first round is over
+    zlistx_t *held;              //  keel_request_t: discovers held till warm
 } self_t;
 
 static void s_rearm (self_t *self);
@@ -403,10 +408,34 @@ s_snapshot (keel_server_t *server, keel_request_t *req, void *arg)
     return s_reply_list (server, req, self, list, count, false);
 }
 
+//  Warming up: a registry with peers holds discovery answers until it has
+//  heard from each peer once (a digest round: the same, fetched, or no
+//  answer) or warmup has passed, so a node that has just started does not
+//  answer "no instance" for what its peers hold.
+#define S_HELD_MAX 10000 //  discovers held at most; more are answered
+
+static int s_answer_discover (self_t *self, keel_request_t *req);
+
 static int
 s_discover (keel_server_t *server, keel_request_t *req, void *arg)
 {
+    (void)server;
     self_t *self = (self_t *)arg;
+    if (!self->warm && zlistx_size (self->held) < S_HELD_MAX) {
+        keel_request_t *deferred = keel_server_defer (self->server, req);
+        if (deferred && zlistx_add_end (self->held, deferred)) {
+            self->repl.held++;
+            return KEEL_OK;
+        }
+        keel_request_destroy (&deferred); //  out of memory: answer now
+    }
+    return s_answer_discover (self, req);
+}
+
+static int
+s_answer_discover (self_t *self, keel_request_t *req)
+{
+    keel_server_t *server = self->server;
     Keel__DiscoverRequest *r = (Keel__DiscoverRequest *)keel_request_payload (
         req, &keel__discover_request__descriptor);
     if (!r || !*r->service) {
@@ -685,6 +714,7 @@ s_stats (void *arg, keel_stat_t *rows, size_t max)
         {"replication_applied", r->applied},
         {"replication_ignored", r->ignored},
         {"deregisters_forwarded", r->forwarded},
+        {"discovers_held", r->held},
         {"replication_rejected", r->rejected},
         {"replication_event_gaps", r->event_gaps},
         {"digests_sent", r->digests_sent},
@@ -735,6 +765,47 @@ s_apply (self_t *self, s_peer_t *peer, const char *type,
 
 static void s_ask_digest (self_t *self, s_peer_t *peer);
 
+//  Warm once every peer's first round is over, or warmup has passed; the
+//  held discovers are answered then.
+static void
+s_check_warm (self_t *self)
+{
+    if (self->warm)
+        return;
+    bool all = true;
+    for (size_t i = 0; i < self->n_peers && all; i++)
+        all = self->peers[i]->warm;
+    if (!all)
+        return;
+    self->warm = true;
+    keel_request_t *req;
+    while ((req = (keel_request_t *)zlistx_detach (self->held, NULL))) {
+        s_answer_discover (self, req);
+        keel_request_destroy (&req);
+    }
+}
+
+static void
+s_peer_round_over (s_peer_t *peer)
+{
+    if (peer->warm)
+        return;
+    peer->warm = true;
+    s_check_warm (peer->self);
+}
+
+static int
+s_on_warmup_over (zloop_t *loop, int timer_id, void *arg)
+{
+    (void)loop;
+    (void)timer_id;
+    self_t *self = (self_t *)arg;
+    for (size_t i = 0; i < self->n_peers; i++)
+        self->peers[i]->warm = true; //  unheard ones too: stop waiting
+    s_check_warm (self);
+    return 0;
+}
+
 static void
 s_on_fetched (keel_client_t *client, const keel_reply_t *reply, void *arg)
 {
@@ -742,12 +813,14 @@ s_on_fetched (keel_client_t *client, const keel_reply_t *reply, void *arg)
     s_peer_t *peer = (s_peer_t *)arg;
     self_t *self = peer->self;
     peer->busy = false;
-    if (reply->code != KEEL_OK)
-        return;
     Keel__InstanceList *list =
-        keel__instance_list__unpack (NULL, reply->size, reply->data);
-    if (!list)
+        reply->code == KEEL_OK
+            ? keel__instance_list__unpack (NULL, reply->size, reply->data)
+            : NULL;
+    if (!list) {
+        s_peer_round_over (peer);
         return;
+    }
     keel_catalog_set_wall_ms (self->catalog, zclock_time ());
     for (size_t i = 0; i < list->n_instances; i++) {
         self->repl.fetched++;
@@ -755,6 +828,7 @@ s_on_fetched (keel_client_t *client, const keel_reply_t *reply, void *arg)
     }
     keel__instance_list__free_unpacked (list, NULL);
     s_rearm (self);
+    s_peer_round_over (peer);
 }
 
 static void
@@ -769,6 +843,7 @@ s_on_digest (keel_client_t *client, const keel_reply_t *reply, void *arg)
             : NULL;
     if (!digest) {
         self->repl.digests_failed++;
+        s_peer_round_over (peer);
         return;
     }
     int64_t now = keel_now_ms ();
@@ -802,6 +877,8 @@ s_on_digest (keel_client_t *client, const keel_reply_t *reply, void *arg)
     }
     keel__digest_reply__free_unpacked (digest, NULL);
     s_rearm (self);
+    if (!peer->busy) //  else: when the fetch is answered
+        s_peer_round_over (peer);
 }
 
 static void
@@ -812,15 +889,22 @@ s_ask_digest (self_t *self, s_peer_t *peer)
     Keel__DigestRequest req = KEEL__DIGEST_REQUEST__INIT;
     req.origin = peer->name;
     req.hash = keel_catalog_digest (self->catalog, peer->name);
-    keel_call_opts_t opts = {.timeout_ms = (uint32_t)self->anti_entropy_ms,
+    //  The first round may take the whole warmup: a busy peer is worth
+    //  waiting for then (a dead one holds discovery that long at most).
+    int64_t timeout = self->anti_entropy_ms;
+    if (!peer->warm && self->warmup_ms > timeout)
+        timeout = self->warmup_ms;
+    keel_call_opts_t opts = {.timeout_ms = (uint32_t)timeout,
                              .retries = KEEL_NO_RETRY,
                              .idempotent = true};
     self->repl.digests_sent++;
     if (keel_client_request (peer->client, "registry.digest", &req.base, &opts,
                              s_on_digest, peer))
         peer->busy = true;
-    else
+    else {
         self->repl.digests_failed++;
+        s_peer_round_over (peer);
+    }
 }
 
 static int
@@ -911,6 +995,15 @@ s_peers_start (self_t *self, size_t max_msg_size)
         zloop_timer (self->loop, (size_t)self->anti_entropy_ms, 0,
                      s_on_anti_entropy, self) == -1)
         return "out of memory";
+    //  The first round now, not one period from now; warm without peers
+    //  or without a warmup.
+    self->warm = self->n_peers == 0 || self->warmup_ms == 0;
+    if (!self->warm) {
+        if (zloop_timer (self->loop, (size_t)self->warmup_ms, 1,
+                         s_on_warmup_over, self) == -1)
+            return "out of memory";
+        s_on_anti_entropy (self->loop, -1, self);
+    }
     return NULL;
 }
 
@@ -979,13 +1072,10 @@ static const char *
 s_configure (keel_actor_args_t *args, keel_catalog_limits_t *limits,
              self_t *self)
 {
-    static const char *keys[] = {"bind",
-                                 "protect_threshold",
-                                 "max_instances",
-                                 "anti_entropy",
-                                 "replica_lease",
-                                 "peer",
-                                 NULL};
+    static const char *keys[] = {"bind",          "protect_threshold",
+                                 "max_instances", "anti_entropy",
+                                 "replica_lease", "warmup",
+                                 "peer",          NULL};
     keel_config_t *config = args->config;
     char *path = zsys_sprintf ("%s/protect_threshold", args->name);
     char *max_path = zsys_sprintf ("%s/max_instances", args->name);
@@ -1033,6 +1123,19 @@ s_configure (keel_actor_args_t *args, keel_catalog_limits_t *limits,
     limits->replica_lease_ms = lease;
     zstr_free (&ae_path);
     zstr_free (&lease_path);
+    if (!error) {
+        char *warm_path = zsys_sprintf ("%s/warmup", args->name);
+        int64_t warmup = 0;
+        if (keel_config_duration_ms (config, warm_path, 2 * anti_entropy,
+                                     &warmup) == -1)
+            error = keel_config_error (config);
+        else if (warmup < 0 || warmup > 600000) {
+            keel_config_fail (config, warm_path, "expected 0..10min");
+            error = keel_config_error (config);
+        }
+        self->warmup_ms = warmup;
+        zstr_free (&warm_path);
+    }
     zconfig_t *section = zconfig_locate (keel_config_root (config), args->name);
     for (zconfig_t *c = section ? zconfig_child (section) : NULL; c && !error;
          c = zconfig_next (c))
@@ -1059,9 +1162,10 @@ keel_registry_actor (zsock_t *pipe, void *args)
         self.prober = keel_prober_new ();
         self.pingers = zhashx_new ();
         self.forwards = zlistx_new ();
+        self.held = zlistx_new ();
         self.loop = zloop_new ();
         if (!self.server || !self.publisher || !self.catalog || !self.prober ||
-            !self.pingers || !self.forwards || !self.loop)
+            !self.pingers || !self.forwards || !self.held || !self.loop)
             error = "out of memory";
         else if (keel_catalog_set_origin (self.catalog, self.node) == -1)
             error = "the node name cannot name an origin";
@@ -1107,6 +1211,14 @@ keel_registry_actor (zsock_t *pipe, void *args)
         s_forward_free (&forward);
     }
     zlistx_destroy (&self.forwards);
+    keel_request_t *held;
+    while (self.held &&
+           (held = (keel_request_t *)zlistx_detach (self.held, NULL))) {
+        keel_server_reply_error (self.server, held, KEEL_ERR_UNAVAILABLE,
+                                 "the registry is stopping");
+        keel_request_destroy (&held);
+    }
+    zlistx_destroy (&self.held);
     for (size_t i = 0; i < self.n_peers; i++)
         s_peer_destroy (&self.peers[i]);
     free (self.peers);
