@@ -392,12 +392,32 @@ s_configure (self_t *self)
     return 0;
 }
 
+//  keel.stats of the front door: after the server's counters, the
+//  process's refused handshakes (CURVE servers).
+static size_t
+s_stats (void *arg, keel_stat_t *rows, size_t max)
+{
+    (void)arg;
+    uint64_t auth = 0, handshake = 0;
+    keel_security_refusals (&auth, &handshake);
+    const keel_stat_t mine[] = {
+        {"security_refused_key", auth},
+        {"security_refused_handshake", handshake},
+    };
+    size_t n = sizeof mine / sizeof mine[0];
+    n = n < max ? n : max;
+    memcpy (rows, mine, n * sizeof *rows);
+    return n;
+}
+
 //  Bind the doors and start the actors. Returns NULL or an error (freed by
 //  caller).
 static char *
 s_start (self_t *self)
 {
     self->front = keel_server_new (self->name);
+    if (self->front)
+        keel_server_set_stats_fn (self->front, s_stats, NULL);
     self->xsub = zsock_new (ZMQ_XSUB);
     self->xpub = zsock_new (ZMQ_XPUB);
     self->loop = zloop_new ();

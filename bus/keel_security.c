@@ -12,7 +12,9 @@
 #include "keel_security.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -20,11 +22,17 @@
 
 //  The context
 static struct {
-    zcert_t *cert;  //  this process's keypair, or NULL (no context)
-    char *allow;    //  directory of allowed public certificates, or NULL
-    bool require;   //  tcp must be CURVE
-    zactor_t *auth; //  zauth (ZAP handler) while require is set
+    zcert_t *cert;    //  this process's keypair, or NULL (no context)
+    char *allow;      //  directory of allowed public certificates, or NULL
+    bool require;     //  tcp must be CURVE
+    zactor_t *auth;   //  zauth (ZAP handler) while require is set
+    zactor_t *watch;  //  counts refused handshakes while require is set
+    unsigned watched; //  monitors started (their inproc names)
 } s_ctx;
+
+//  Refused handshakes on CURVE servers, since the process started.
+static atomic_uint_fast64_t s_refused_auth;      //  ZAP said no (key)
+static atomic_uint_fast64_t s_refused_handshake; //  plain text, garbage
 
 static pthread_mutex_t s_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -99,6 +107,7 @@ keel_endpoint_with_key (const char *endpoint, const char *key)
 static void
 s_clear (void)
 {
+    zactor_destroy (&s_ctx.watch);
     zactor_destroy (&s_ctx.auth);
     zcert_destroy (&s_ctx.cert);
     free (s_ctx.allow);
@@ -172,6 +181,140 @@ s_check_dir (const char *path, char **error_p)
     return 0;
 }
 
+// ---------------------------------------------------------------------------
+//  Refused handshakes: each CURVE server socket gets a libzmq monitor
+//  (zmq_socket_monitor: failed handshakes only); this actor reads them all,
+//  counts and logs (rate-limited). Command: WATCH inproc-name.
+
+typedef struct {
+    zloop_t *loop;
+    zlistx_t *socks; //  zsock_t: the monitors' PAIR ends (owned)
+    int64_t last_ms; //  last log line
+    uint64_t quiet;  //  refusals not logged since
+} s_watch_t;
+
+static int
+s_on_watch_event (zloop_t *loop, zsock_t *sock, void *arg)
+{
+    s_watch_t *self = (s_watch_t *)arg;
+    //  [uint16 event, uint32 value][local endpoint]
+    zmsg_t *msg = zmsg_recv (sock);
+    zframe_t *head = msg ? zmsg_first (msg) : NULL;
+    if (!head || zframe_size (head) < 6) {
+        zmsg_destroy (&msg);
+        return 0;
+    }
+    uint16_t event;
+    memcpy (&event, zframe_data (head), sizeof event);
+    zframe_t *address = zmsg_next (msg);
+    char *where = address ? zframe_strdup (address) : NULL;
+    if (event == ZMQ_EVENT_MONITOR_STOPPED) {
+        //  Its socket is gone (or monitored by someone else now).
+        zloop_reader_end (loop, sock);
+        void *handle = zlistx_find (self->socks, sock);
+        if (handle)
+            zlistx_delete (self->socks, handle); //  destroys it
+    } else {
+        bool auth = event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+        atomic_fetch_add (auth ? &s_refused_auth : &s_refused_handshake, 1);
+        int64_t now = zclock_mono ();
+        if (now - self->last_ms >= 1000) {
+            char more[64] = "";
+            if (self->quiet)
+                snprintf (more, sizeof more,
+                          " (and %" PRIu64 " more since the last line)",
+                          self->quiet);
+            zsys_warning ("security: %s refused a peer: %s%s",
+                          where ? where : "?",
+                          auth ? "its key is not allowed"
+                               : "its handshake failed (plain text, garbage "
+                                 "or a wrong server key)",
+                          more);
+            self->last_ms = now;
+            self->quiet = 0;
+        } else
+            self->quiet++;
+    }
+    zstr_free (&where);
+    zmsg_destroy (&msg);
+    return 0;
+}
+
+static int
+s_on_watch_command (zloop_t *loop, zsock_t *pipe, void *arg)
+{
+    s_watch_t *self = (s_watch_t *)arg;
+    zmsg_t *msg = zmsg_recv (pipe);
+    if (!msg)
+        return -1;
+    char *command = zmsg_popstr (msg);
+    char *name = zmsg_popstr (msg);
+    int rc = 0;
+    if (!command || streq (command, "$TERM"))
+        rc = -1;
+    else if (streq (command, "WATCH") && name) {
+        zsock_t *sock = zsock_new (ZMQ_PAIR);
+        if (sock && zsock_connect (sock, "%s", name) == 0 &&
+            zlistx_add_end (self->socks, sock)) {
+            if (zloop_reader (loop, sock, s_on_watch_event, self) == 0)
+                zloop_reader_set_tolerant (loop, sock);
+        } else
+            zsock_destroy (&sock);
+    }
+    zstr_free (&command);
+    zstr_free (&name);
+    zmsg_destroy (&msg);
+    return rc;
+}
+
+static void
+s_sock_free (void **item)
+{
+    zsock_destroy ((zsock_t **)item);
+}
+
+static void
+s_watch_actor (zsock_t *pipe, void *args)
+{
+    (void)args;
+    s_watch_t self = {zloop_new (), zlistx_new (), 0, 0};
+    zsock_signal (pipe, 0);
+    if (self.loop && self.socks) {
+        zlistx_set_destructor (self.socks, s_sock_free);
+        zloop_reader (self.loop, pipe, s_on_watch_command, &self);
+        zloop_start (self.loop);
+    }
+    zloop_destroy (&self.loop);
+    zlistx_destroy (&self.socks);
+}
+
+//  Count the refused handshakes of `sock` (a CURVE server). Caller holds
+//  the lock. Without the watcher (or if libzmq refuses), nothing is counted.
+static void
+s_watch (zsock_t *sock)
+{
+    if (!s_ctx.watch)
+        return;
+    char name[64];
+    snprintf (name, sizeof name, "inproc://keel-security-watch-%u",
+              ++s_ctx.watched);
+    if (zmq_socket_monitor (zsock_resolve (sock), name,
+                            ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                                ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                                ZMQ_EVENT_MONITOR_STOPPED) == 0)
+        zstr_sendx (s_ctx.watch, "WATCH", name, NULL);
+}
+
+void
+keel_security_refusals (uint64_t *auth, uint64_t *handshake)
+{
+    if (auth)
+        *auth = atomic_load (&s_refused_auth);
+    if (handshake)
+        *handshake = atomic_load (&s_refused_handshake);
+}
+
 int
 keel_security_set (const char *certificate, const char *allow, bool require,
                    char **error_p)
@@ -201,12 +344,14 @@ keel_security_set (const char *certificate, const char *allow, bool require,
         zstr_sendx (auth, "CURVE", allow, NULL);
         zsock_wait (auth);
     }
+    zactor_t *watch = require ? zactor_new (s_watch_actor, NULL) : NULL;
     pthread_mutex_lock (&s_lock);
     s_clear ();
     s_ctx.cert = cert;
     s_ctx.allow = allow && *allow ? strdup (allow) : NULL;
     s_ctx.require = require;
     s_ctx.auth = auth;
+    s_ctx.watch = watch;
     pthread_mutex_unlock (&s_lock);
     return 0;
 }
@@ -341,6 +486,7 @@ keel_security_server (zsock_t *sock, const char *endpoint)
         zsock_set_curve_server (sock, 1);
         zsock_set_zap_domain (sock, KEEL_ZAP_DOMAIN);
         zsock_set_zap_enforce_domain (sock, 1);
+        s_watch (sock);
     } else
         s_plain (sock);
     pthread_mutex_unlock (&s_lock);

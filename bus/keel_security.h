@@ -90,6 +90,13 @@ void keel_security_reset (void);
 //  calls it on RELOAD (SIGHUP). No-op without zauth.
 void keel_security_reload (void);
 
+//  Handshakes refused by this process's CURVE servers since it started
+//  (counted while require is set; a log line each, at most one a second):
+//  *auth those whose key ZAP did not allow, *handshake those that were not
+//  a CURVE handshake at all (plain text, garbage). Either pointer may be
+//  NULL.
+void keel_security_refusals (uint64_t *auth, uint64_t *handshake);
+
 //  True when a keypair is set (require or not).
 bool keel_security_enabled (void);
 
@@ -103,7 +110,11 @@ int keel_security_public_key (char *key);
 //  Prepare `sock` to bind `endpoint` (which may carry a key suffix, then
 //  ignored): for tcp with require set, a CURVE server with this keypair,
 //  ZAP domain KEEL_ZAP_DOMAIN, ZAP enforced; otherwise plain text. Call
-//  right before each bind (libzmq takes the settings at bind time).
+//  right before each bind (libzmq takes the settings at bind time). A CURVE
+//  server also gets a libzmq socket monitor that counts its refused
+//  handshakes (keel_security_refusals); a socket has one monitor, so one
+//  the owner starts after the bind replaces it (that socket's refusals
+//  are then not counted).
 //  Returns 0, or -1 (logged) if the endpoint asks for what cannot be done.
 int keel_security_server (zsock_t *sock, const char *endpoint);
 

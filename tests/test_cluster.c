@@ -484,6 +484,31 @@ s_wait_saga (s_cluster_t *cl, const char *id, const char *state, int timeout_ms)
     return found;
 }
 
+//  Counter `name` of node a's keel.stats (`keel stats --json`), 0 when
+//  absent (JSON leaves zero values out).
+static uint64_t
+s_counter (s_cluster_t *cl, const char *name)
+{
+    char *out = s_keel (cl, "stats", NULL, NULL, NULL, NULL);
+    ck_assert_ptr_nonnull (out);
+    char *needle = zsys_sprintf ("\"%s\"", name);
+    const char *at = strstr (out, needle);
+    uint64_t value = 0;
+    if (at) {
+        const char *end = strchr (at, '}');
+        const char *v = strstr (at, "\"value\":");
+        if (v && (!end || v < end)) {
+            v += 8;
+            while (*v == ' ' || *v == '"')
+                v++;
+            value = strtoull (v, NULL, 10);
+        }
+    }
+    free (needle);
+    free (out);
+    return value;
+}
+
 //  The id in a `saga start --json` answer; caller frees.
 static char *
 s_saga_id (const char *out)
@@ -532,6 +557,13 @@ s_scenario (bool netns)
     ck_assert_int_eq (s_sh_quiet (intruder), 3);
     ck_assert_int_eq (s_sh_quiet (plain), 3);
     ck_assert_int_eq (s_sh_quiet (member), 0);
+    //  ...and counted by the node that refused them.
+    int64_t counted_by = zclock_mono () + slack;
+    while (s_counter (&cl, "security_refused_key") < 1 ||
+           s_counter (&cl, "security_refused_handshake") < 1) {
+        ck_assert_msg (zclock_mono () < counted_by, "refusals not counted");
+        zclock_sleep (50); //  polling the node, bounded
+    }
     free (intruder);
     free (plain);
     free (member);

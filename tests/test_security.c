@@ -101,12 +101,14 @@ s_server_actor (zsock_t *pipe, void *args)
 {
     keel_server_t *server = keel_server_new ("svc");
     keel_server_on (server, "test.echo", s_echo, NULL);
+    int rc = keel_server_bind (server, (const char *)args);
+    //  After the bind: keel's own monitor of a CURVE server (which counts
+    //  refusals) is started there, and a socket has one monitor, the last.
     zactor_t *monitor = zactor_new (zmonitor, keel_server_sock (server));
     zstr_sendx (monitor, "LISTEN", "HANDSHAKE_FAILED_AUTH",
                 "HANDSHAKE_FAILED_PROTOCOL", "HANDSHAKE_SUCCEEDED", NULL);
     zstr_send (monitor, "START");
     zsock_wait (monitor);
-    int rc = keel_server_bind (server, (const char *)args);
     char *advertised =
         rc == -1 ? strdup ("")
                  : keel_security_advertise (keel_server_endpoint (server));
@@ -445,6 +447,55 @@ START_TEST (test_curve_request)
 }
 END_TEST
 
+//  Refused handshakes are counted (and logged): a key not on the list, and
+//  a handshake that fails (a wrong server key), each from another process.
+START_TEST (test_refusals_counted)
+{
+    s_keys_t keys;
+    s_keys_new (&keys);
+    char *error = NULL;
+    ck_assert_msg (
+        keel_security_set (keys.node_cert, keys.allow, true, &error) == 0, "%s",
+        error);
+    keel_server_t *server = keel_server_new ("svc");
+    ck_assert_int_ne (keel_server_bind (server, "tcp://127.0.0.1:*"), -1);
+    char *endpoint = keel_security_advertise (keel_server_endpoint (server));
+    uint64_t auth = 1, handshake = 1;
+    keel_security_refusals (&auth, &handshake);
+    ck_assert_uint_eq (auth, 0);
+    ck_assert_uint_eq (handshake, 0);
+
+    char *other = zsys_sprintf ("%s/other.cert", keys.dir);
+    s_make_cert (other, NULL);
+    ck_assert_int_eq (s_ping (endpoint, other), 3);
+    char transport[128];
+    keel_endpoint_transport (endpoint, transport, sizeof transport);
+    char wrong_key[KEEL_CURVE_KEY_LEN + 1];
+    char *wrong_cert = zsys_sprintf ("%s/wrong.cert", keys.dir);
+    s_make_cert (wrong_cert, wrong_key);
+    char *wrong = zsys_sprintf ("%s;curve=%s", transport, wrong_key);
+    ck_assert_int_eq (s_ping (wrong, keys.node_cert), 3);
+    //  The events travel through the monitor: wait for them, bounded.
+    int64_t deadline = zclock_mono () + testutil_slack (5000);
+    do {
+        keel_security_refusals (&auth, &handshake);
+        if (auth >= 1 && handshake >= 1)
+            break;
+        zclock_sleep (10); //  polling a counter, bounded
+    } while (zclock_mono () < deadline);
+    ck_assert_uint_ge (auth, 1);
+    ck_assert_uint_ge (handshake, 1);
+
+    keel_server_destroy (&server);
+    keel_security_reset ();
+    zstr_free (&endpoint);
+    zstr_free (&other);
+    zstr_free (&wrong_cert);
+    zstr_free (&wrong);
+    s_keys_destroy (&keys);
+}
+END_TEST
+
 //  Rotation: a certificate added to the allow directory while the server
 //  runs is let in by the next handshake; one removed is refused.
 START_TEST (test_allow_dir_live)
@@ -743,6 +794,7 @@ main (void)
     tcase_add_test (tc, test_endpoint_key);
     tcase_add_test (tc, test_configure_errors);
     tcase_add_test (tc, test_curve_request);
+    tcase_add_test (tc, test_refusals_counted);
     tcase_add_test (tc, test_allow_dir_live);
     tcase_add_test (tc, test_curve_events);
     tcase_add_test (tc, test_ipc_stays_plain);
