@@ -99,6 +99,7 @@ typedef struct _self_t {
     int64_t warmup_ms;           //  longest wait for the first round
     bool warm;                   //  every peer's first round is over
     zlistx_t *held;              //  keel_request_t: discovers held till warm
+    int held_timer;              //  answers held ones near their deadline
 } self_t;
 
 static void s_rearm (self_t *self);
@@ -412,7 +413,8 @@ s_snapshot (keel_server_t *server, keel_request_t *req, void *arg)
 //  heard from each peer once (a digest round: the same, fetched, or no
 //  answer) or warmup has passed, so a node that has just started does not
 //  answer "no instance" for what its peers hold.
-#define S_HELD_MAX 10000 //  discovers held at most; more are answered
+#define S_HELD_MAX       10000 //  discovers held at most; more are answered
+#define S_HELD_MARGIN_MS 250   //  answered this long before their deadline
 
 static int s_answer_discover (self_t *self, keel_request_t *req);
 
@@ -778,6 +780,9 @@ s_check_warm (self_t *self)
     if (!all)
         return;
     self->warm = true;
+    if (self->held_timer != -1)
+        zloop_timer_end (self->loop, self->held_timer);
+    self->held_timer = -1;
     keel_request_t *req;
     while ((req = (keel_request_t *)zlistx_detach (self->held, NULL))) {
         s_answer_discover (self, req);
@@ -792,6 +797,30 @@ s_peer_round_over (s_peer_t *peer)
         return;
     peer->warm = true;
     s_check_warm (peer->self);
+}
+
+//  A held discover is answered with what is known shortly before its
+//  caller gives up (a peer that is down must not make it time out).
+static int
+s_on_held_tick (zloop_t *loop, int timer_id, void *arg)
+{
+    (void)loop;
+    (void)timer_id;
+    self_t *self = (self_t *)arg;
+    int64_t now = keel_now_ms ();
+    keel_request_t *req = (keel_request_t *)zlistx_first (self->held);
+    while (req) {
+        int64_t deadline = keel_request_deadline (req);
+        if (deadline && now >= deadline - S_HELD_MARGIN_MS) {
+            zlistx_delete (self->held, zlistx_cursor (self->held));
+            s_answer_discover (self, req);
+            keel_request_destroy (&req);
+            req = (keel_request_t *)zlistx_first (self->held);
+            continue;
+        }
+        req = (keel_request_t *)zlistx_next (self->held);
+    }
+    return 0;
 }
 
 static int
@@ -999,7 +1028,10 @@ s_peers_start (self_t *self, size_t max_msg_size)
     //  or without a warmup.
     self->warm = self->n_peers == 0 || self->warmup_ms == 0;
     if (!self->warm) {
-        if (zloop_timer (self->loop, (size_t)self->warmup_ms, 1,
+        self->held_timer =
+            zloop_timer (self->loop, 20, 0, s_on_held_tick, self);
+        if (self->held_timer == -1 ||
+            zloop_timer (self->loop, (size_t)self->warmup_ms, 1,
                          s_on_warmup_over, self) == -1)
             return "out of memory";
         s_on_anti_entropy (self->loop, -1, self);
@@ -1163,6 +1195,7 @@ keel_registry_actor (zsock_t *pipe, void *args)
         self.pingers = zhashx_new ();
         self.forwards = zlistx_new ();
         self.held = zlistx_new ();
+        self.held_timer = -1;
         self.loop = zloop_new ();
         if (!self.server || !self.publisher || !self.catalog || !self.prober ||
             !self.pingers || !self.forwards || !self.held || !self.loop)
