@@ -559,6 +559,11 @@ keel_prober_destroy (keel_prober_t **self_p)
         free (self);
         *self_p = NULL;
     }
+    //  curl's initialisation (keel_prober_new, in this thread) left this
+    //  thread's libcrypto error state: free it now, not in the thread's
+    //  exit destructor, which may run after the process has begun to exit
+    //  (CZMQ actor threads are detached).
+    OPENSSL_thread_stop ();
 }
 
 zsock_t *

@@ -71,7 +71,10 @@ keel_prober_t *keel_prober_new (void);
 //  Stop the prober thread and free everything: checks still running or
 //  queued are abandoned and their results never delivered; results not yet
 //  received are dropped. Returns once the thread has finished with every
-//  connection. Nulls *self_p; accepts NULL and a NULL *self_p.
+//  connection. Also frees the calling thread's libcrypto state (curl's
+//  initialisation leaves some in the thread that called keel_prober_new):
+//  call it from that thread. Nulls *self_p; accepts NULL and a NULL
+//  *self_p.
 void keel_prober_destroy (keel_prober_t **self_p);
 
 //  The socket results arrive on: poll it, or register it as a zloop reader
