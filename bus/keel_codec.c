@@ -377,6 +377,19 @@ keel_codec_pack (const ProtobufCMessage *msg, uint8_t **data_p, size_t *size_p)
     return 0;
 }
 
+ProtobufCMessage *
+keel_codec_copy (const ProtobufCMessage *msg)
+{
+    uint8_t *data = NULL;
+    size_t size = 0;
+    if (keel_codec_pack (msg, &data, &size) == -1)
+        return NULL;
+    ProtobufCMessage *copy =
+        protobuf_c_message_unpack (msg->descriptor, NULL, size, data);
+    free (data);
+    return copy;
+}
+
 void
 keel_codec_socket_setup (zsock_t *sock, size_t max_size)
 {

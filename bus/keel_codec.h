@@ -113,6 +113,11 @@ zframe_t *keel_codec_frame (const Keel__Envelope *env,
 int keel_codec_pack (const ProtobufCMessage *msg, uint8_t **data_p,
                      size_t *size_p);
 
+//  A deep copy of `msg` through the wire format (pack, then unpack with
+//  its own descriptor). Caller frees it with protobuf_c_message_free_unpacked
+//  (copy, NULL). NULL if out of memory.
+ProtobufCMessage *keel_codec_copy (const ProtobufCMessage *msg);
+
 //  Messages a keel socket queues per peer before refusing more.
 #define KEEL_SOCKET_HWM 100000
 

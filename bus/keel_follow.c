@@ -12,6 +12,7 @@
     on_change callback, if any: RESET, UPSERT or REMOVE.
 */
 #include "keel_follow.h"
+#include "keel_codec.h"
 #include "keel_client.h"
 #include "keel_common.h"
 #include "keel_events.h"
@@ -64,18 +65,11 @@ s_service_free (void **item)
     *item = NULL;
 }
 
-//  A deep copy of an instance (pack, unpack: malloc-owned).
+//  A deep copy of an instance (malloc-owned).
 static Keel__Instance *
 s_copy (const Keel__Instance *inst)
 {
-    size_t size = keel__instance__get_packed_size (inst);
-    uint8_t *buf = (uint8_t *)malloc (size ? size : 1);
-    if (!buf)
-        return NULL;
-    keel__instance__pack (inst, buf);
-    Keel__Instance *copy = keel__instance__unpack (NULL, size, buf);
-    free (buf);
-    return copy;
+    return (Keel__Instance *)keel_codec_copy (&inst->base);
 }
 
 static bool

@@ -404,10 +404,7 @@ s_stats (void *arg, keel_stat_t *rows, size_t max)
         {"security_refused_key", auth},
         {"security_refused_handshake", handshake},
     };
-    size_t n = sizeof mine / sizeof mine[0];
-    n = n < max ? n : max;
-    memcpy (rows, mine, n * sizeof *rows);
-    return n;
+    return keel_stats_fill (rows, max, mine, sizeof mine / sizeof mine[0]);
 }
 
 //  Bind the doors and start the actors. Returns NULL or an error (freed by

@@ -173,6 +173,16 @@ keel_server_set_forwarder (keel_server_t *self, keel_handler_fn *fn, void *arg)
     self->forward_arg = arg;
 }
 
+size_t
+keel_stats_fill (keel_stat_t *rows, size_t max, const keel_stat_t *mine,
+                 size_t n)
+{
+    n = n < max ? n : max;
+    if (n)
+        memcpy (rows, mine, n * sizeof *rows);
+    return n;
+}
+
 void
 keel_server_set_stats_fn (keel_server_t *self, keel_server_stats_fn *fn,
                           void *arg)

@@ -101,6 +101,11 @@ typedef struct {
 typedef size_t (keel_server_stats_fn) (void *arg, keel_stat_t *rows,
                                        size_t max);
 
+//  For a keel_server_stats_fn: copy the first `n` of `mine` into `rows`,
+//  at most `max`. Returns how many were copied.
+size_t keel_stats_fill (keel_stat_t *rows, size_t max, const keel_stat_t *mine,
+                        size_t n);
+
 //  Add the owner's counters (at most KEEL_SERVER_MAX_EXTRA_STATS) after the
 //  server's own in its "keel.stats" answers. A later call replaces `fn`;
 //  NULL removes it.

@@ -238,6 +238,25 @@ s_count (json_t *effects, const char *service, const char *id,
 // ---------------------------------------------------------------------------
 //  The test
 
+//  A saga log file in a new directory made from `dir` (a mkdtemp
+//  template, changed in place). Caller frees the path (s_log_remove).
+static char *
+s_log_in (char *dir)
+{
+    ck_assert_ptr_nonnull (mkdtemp (dir));
+    return zsys_sprintf ("%s/saga.db", dir);
+}
+
+//  Remove the directory of s_log_in and free the path.
+static void
+s_log_remove (const char *dir, char **log_p)
+{
+    char *cmd = zsys_sprintf ("rm -rf '%s'", dir);
+    ck_assert_int_eq (system (cmd), 0);
+    free (cmd);
+    zstr_free (log_p);
+}
+
 #define S_ACCEPTED 6 //  sagas accepted before the fault
 
 static bool
@@ -252,8 +271,7 @@ s_finished (Keel__SagaState state)
 START_TEST (test_log_full_in_flight)
 {
     char dir[] = "/tmp/keel-sagafault-XXXXXX";
-    ck_assert_ptr_nonnull (mkdtemp (dir));
-    char *log = zsys_sprintf ("%s/saga.db", dir);
+    char *log = s_log_in (dir);
     s_node_t *node = s_node_start (log);
 
     //  The log works: a saga runs to its end.
@@ -450,10 +468,7 @@ START_TEST (test_log_full_in_flight)
         free (ids[i]);
     }
     s_node_stop (&node);
-    char *cmd = zsys_sprintf ("rm -rf '%s'", dir);
-    ck_assert_int_eq (system (cmd), 0);
-    free (cmd);
-    free (log);
+    s_log_remove (dir, &log);
 }
 END_TEST
 
@@ -462,8 +477,7 @@ END_TEST
 START_TEST (test_log_full_idle)
 {
     char dir[] = "/tmp/keel-sagafault-XXXXXX";
-    ck_assert_ptr_nonnull (mkdtemp (dir));
-    char *log = zsys_sprintf ("%s/saga.db", dir);
+    char *log = s_log_in (dir);
     s_node_t *node = s_node_start (log);
     Keel__SagaStatus *st = NULL;
     char *error = NULL;
@@ -505,10 +519,7 @@ START_TEST (test_log_full_idle)
     ck_assert_int_eq (st->state, KEEL__SAGA_STATE__SAGA_COMPLETED);
     protobuf_c_message_free_unpacked (&st->base, NULL);
     s_node_stop (&node);
-    char *cmd = zsys_sprintf ("rm -rf '%s'", dir);
-    ck_assert_int_eq (system (cmd), 0);
-    free (cmd);
-    free (log);
+    s_log_remove (dir, &log);
 }
 END_TEST
 
@@ -539,8 +550,7 @@ s_on_dup (keel_client_t *client, const keel_reply_t *reply, void *arg)
 START_TEST (test_duplicate_start_not_durable)
 {
     char dir[] = "/tmp/keel-sagafault-XXXXXX";
-    ck_assert_ptr_nonnull (mkdtemp (dir));
-    char *log = zsys_sprintf ("%s/saga.db", dir);
+    char *log = s_log_in (dir);
     s_node_t *node = s_node_start (log);
     Keel__SagaStatus *st = NULL;
     char *error = NULL;
@@ -590,10 +600,7 @@ START_TEST (test_duplicate_start_not_durable)
                    dup.ok);
     ck_assert_int_eq (dup.refused, sent);
     s_node_stop (&node);
-    char *cmd = zsys_sprintf ("rm -rf '%s'", dir);
-    ck_assert_int_eq (system (cmd), 0);
-    free (cmd);
-    free (log);
+    s_log_remove (dir, &log);
 }
 END_TEST
 

@@ -65,6 +65,7 @@
     instance then costs no timer.
 */
 #include "catalog.h"
+#include "keel_codec.h"
 #include "keel_hash.h"
 #include "keel_common.h"
 #include "keel_security.h"
@@ -666,13 +667,7 @@ s_instance_copy (const Keel__Instance *src, const char *origin)
     tmp.modify_index = 0;
     if (origin)
         tmp.origin = (char *)origin;
-    size_t size = keel__instance__get_packed_size (&tmp);
-    uint8_t *buffer = (uint8_t *)malloc (size ? size : 1);
-    if (!buffer)
-        return NULL;
-    keel__instance__pack (&tmp, buffer);
-    Keel__Instance *copy = keel__instance__unpack (NULL, size, buffer);
-    free (buffer);
+    Keel__Instance *copy = (Keel__Instance *)keel_codec_copy (&tmp.base);
     if (copy)
         s_normalize (copy->check);
     return copy;

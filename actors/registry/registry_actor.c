@@ -21,6 +21,7 @@
 #include "registry_actor.h"
 #include "catalog.h"
 #include "keel_client.h"
+#include "keel_codec.h"
 #include "keel_events.h"
 #include "keel_node.h"
 #include "keel_server.h"
@@ -244,14 +245,8 @@ s_on_forwarded (keel_client_t *client, const keel_reply_t *reply, void *arg)
             keel_catalog_get (self->catalog, forward->id, keel_now_ms ());
         if (instance) {
             //  A copy: the removal frees the catalog's own.
-            size_t size = keel__instance__get_packed_size (instance);
-            uint8_t *packed = (uint8_t *)malloc (size ? size : 1);
-            Keel__Instance *copy = NULL;
-            if (packed) {
-                keel__instance__pack (instance, packed);
-                copy = keel__instance__unpack (NULL, size, packed);
-                free (packed);
-            }
+            Keel__Instance *copy =
+                (Keel__Instance *)keel_codec_copy (&instance->base);
             if (copy) {
                 keel_catalog_apply_removal (self->catalog, copy, NULL,
                                             keel_now_ms ());
@@ -726,10 +721,7 @@ s_stats (void *arg, keel_stat_t *rows, size_t max)
         {"fetched", r->fetched},
         {"replicas_expired", r->replicas_expired},
     };
-    size_t n = sizeof mine / sizeof mine[0];
-    n = n < max ? n : max;
-    memcpy (rows, mine, n * sizeof *rows);
-    return n;
+    return keel_stats_fill (rows, max, mine, sizeof mine / sizeof mine[0]);
 }
 
 // ---------------------------------------------------------------------------

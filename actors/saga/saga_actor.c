@@ -825,10 +825,9 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
             waiter = (s_waiter_t *)zlistx_next (saga->waiters);
         }
     }
-    if (self->log_error && zlistx_size (self->dirty)) {
-        if (zclock_mono () >= self->retry_at_ms)
-            s_schedule_flush (self);
-    } else if (self->log_error && !self->writing && self->n_work == 0)
+    if (self->log_error && zlistx_size (self->dirty))
+        s_schedule_flush (self); //  s_flush waits out the pause itself
+    else if (self->log_error && !self->writing && self->n_work == 0)
         //  Nothing is left to write again, so no write would ever clear the
         //  error and starts would be refused for good: let the next start
         //  try the log (if it still fails, that start is answered
@@ -1321,10 +1320,7 @@ s_stats (void *arg, keel_stat_t *rows, size_t max)
         {"starts_refused", self->refused},
         {"log_write_failures", self->log_failures},
     };
-    size_t n = sizeof mine / sizeof mine[0];
-    n = n < max ? n : max;
-    memcpy (rows, mine, n * sizeof (keel_stat_t));
-    return n;
+    return keel_stats_fill (rows, max, mine, sizeof mine / sizeof mine[0]);
 }
 
 static int
