@@ -12,7 +12,9 @@
     whose envelope.service names a local actor is relayed to it and its reply
     relayed back, deadline and trace id kept. Requests with no service, or
     service = the node name, are for the node itself: "node.info" (payload
-    keel.NodeInfo), "keel.ping", "keel.stats".
+    keel.NodeInfo), "keel.ping", "keel.stats" (the front door's counters,
+    then security_refused_key and security_refused_handshake: handshakes
+    the process's CURVE servers refused).
 
     Events: every local actor's events are proxied onto the node's events
     endpoint (the `events` key; always also inproc://keel/NODE/events).

@@ -30,6 +30,10 @@
             anti_entropy = 500ms      digest round period per peer
             replica_lease = 3s        replicas not confirmed this long are
                                       removed (>= 2 x anti_entropy)
+            warmup = 1s               after a start, registry.discover
+                                      answers wait at most this long for
+                                      each peer's first digest round
+                                      (default 2 x anti_entropy; 0 = no)
             peer                      repeated: another node's registry
                 name = b              that node's name (the origin it owns)
                 endpoint = tcp://...  its node front door
@@ -38,7 +42,9 @@
     Replication (see README, "Replication"): what is registered here is
     owned here (origin = this node's name); peers' instances are held as
     replicas, pushed from their events and repaired by digests; a peer not
-    heard from for replica_lease loses its replicas here.
+    heard from for replica_lease loses its replicas here. A deregister of
+    a replica is passed on to its owner (never twice) and answered with
+    the owner's answer.
 */
 #ifndef KEEL_REGISTRY_ACTOR_H_INCLUDED
 #define KEEL_REGISTRY_ACTOR_H_INCLUDED

@@ -8,6 +8,11 @@
         saga.list         ListSagasRequest -> SagaList
         saga.cancel       SagaRef          -> SagaStatus
         saga.resolve      ResolveRequest   -> SagaStatus
+        keel.stats        (empty)          -> Stats: the server's counters,
+                                              then sagas_started/_finished/
+                                              _stuck/_in_memory/_parked,
+                                              starts_refused,
+                                              log_write_failures
     Events: saga.started, saga.step_done, saga.step_failed,
     saga.compensating, saga.completed, saga.compensated, saga.stuck,
     saga.resolved (payload SagaEvent).
@@ -16,7 +21,8 @@
     is written to the saga log (saga_log.h, SQLite WAL) in a batch with the
     other changes of the same moment (group commit), and only once that
     batch is durable do its commands go out, its events get published and
-    its start requests get their answer. Each command is a request
+    its start requests get their answer (a repeated start with the same
+    key included). Each command is a request
     "<service>.<method>" with a SagaStepRequest to an instance of the
     participant found in the registry (round robin among those whose
     breaker is not open; breakers "bus:<service>" and
@@ -28,7 +34,8 @@
     and every unfinished saga from the log, and drives each on from where
     its record stands. If the log cannot be written, new starts are refused
     (UNAVAILABLE, with the log's error) and nothing already accepted is
-    dropped: the changes stay in memory and are written again every 100 ms.
+    dropped: the changes stay in memory and are written again after a
+    pause that doubles from 10 ms to 1 s while the writes keep failing.
 
     Config (section "saga"; every key optional):
         saga
